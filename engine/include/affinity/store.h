@@ -1,0 +1,140 @@
+// Store: the embedded RocksDB database that holds a shop's customers, products, events,
+// id maps, the notification ledger and metadata. Key encodings and value formats are documented
+// in docs/storage.md; keep that file in sync with engine/src/codec.h.
+//
+// Durability: every write is one RocksDB WriteBatch with the WAL on, so a write that returned OK
+// survives a crash of the process (kill -9). With StoreOptions::sync_writes the WAL is also
+// fsync'ed before the call returns, so it survives a power loss too.
+//
+// Thread safety: a Store is thread-safe. Reads run concurrently; writes are serialized by an
+// internal mutex (id allocation and event dedup need a single writer). One process at a time may
+// open a database directory (RocksDB holds a lock file).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "affinity/status.h"
+#include "affinity/types.h"
+
+namespace affinity {
+
+struct StoreOptions {
+  // Create the database (and its column families) if the directory holds none. Default true.
+  bool create_if_missing = true;
+  // fsync the WAL before each write returns. Default false: writes survive a process crash but
+  // the last ~second may be lost on power failure; true costs one fsync per batch.
+  bool sync_writes = false;
+  // Open read-only (no writes, no lock; several readers may share a directory). Default false.
+  bool read_only = false;
+  // RocksDB block cache size in MiB, shared by all column families. Default 64.
+  int block_cache_mb = 64;
+};
+
+// What a call to AppendEvents did.
+struct AppendResult {
+  int64_t written = 0;        // events newly stored
+  int64_t duplicates = 0;     // events whose event_id was already stored (or repeated in the batch)
+  int64_t new_customers = 0;  // external customer ids seen for the first time
+  int64_t new_products = 0;   // external product ids seen for the first time
+  int64_t bytes = 0;          // key + value bytes put into the WriteBatch
+};
+
+// Counts over the whole store, from StoreStats::Compute-style full scans.
+struct StoreStats {
+  int64_t customers = 0;  // customer profiles stored
+  int64_t products = 0;   // product records stored
+  int64_t events = 0;
+  int64_t purchases = 0;
+  int64_t returns = 0;
+  int64_t other_events = 0;  // views and carts
+  int64_t customers_with_events = 0;
+  std::optional<UnixSeconds> first_event;
+  std::optional<UnixSeconds> last_event;
+  // Events per customer (customers with >= 1 event), nearest-rank percentiles.
+  int64_t events_per_customer_p50 = 0;
+  int64_t events_per_customer_p90 = 0;
+  int64_t events_per_customer_p99 = 0;
+  int64_t events_per_customer_max = 0;
+};
+
+class Store {
+ public:
+  // Opens (or creates) the database in directory `path`. Fails with NotFound if there is no
+  // store there and it may not create one (read_only or create_if_missing=false), IOError if
+  // RocksDB cannot open it (locked by another process, unreadable), InvalidArgument for bad
+  // options, or FailedPrecondition if it was written by another schema version.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path, const StoreOptions& options);
+
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // ---- Writes (each call is one atomic WriteBatch) ----
+
+  // Stores `events`, resolving external ids (allocating dense internal ids for new ones) and
+  // skipping events whose event_id is already stored or repeats earlier in the same call. Each
+  // event is validated first (non-empty ids and event_id, finite quantity > 0, finite
+  // unit_price >= 0); on any invalid event nothing is written and InvalidArgument names the
+  // index ("events[3].quantity") in field(). IOError if RocksDB fails (nothing written).
+  // Customers and products first seen here get a record with created_at = their earliest event.
+  Result<AppendResult> AppendEvents(std::span<const EventInput> events);
+
+  // Merges profiles into stored customers by external id (creating ids as needed): fields set in
+  // the update replace stored ones, unset fields are kept, created_at only moves earlier.
+  // InvalidArgument for an empty id. Returns the number of customers that did not exist before.
+  Result<int64_t> UpsertCustomers(
+      std::span<const std::pair<std::string, CustomerProfile>> customers);
+
+  // Same as UpsertCustomers, for products.
+  Result<int64_t> UpsertProducts(
+      std::span<const std::pair<std::string, ProductAttributes>> products);
+
+  // ---- Reads ----
+
+  // Internal id of an external id, or NotFound.
+  Result<CustomerId> FindCustomer(std::string_view external_id) const;
+  Result<ProductId> FindProduct(std::string_view external_id) const;
+  // External id of an internal id, or NotFound.
+  Result<std::string> CustomerExternalId(CustomerId id) const;
+  Result<std::string> ProductExternalId(ProductId id) const;
+
+  // Stored profile / attributes, or NotFound.
+  Result<CustomerProfile> GetCustomer(CustomerId id) const;
+  Result<ProductAttributes> GetProduct(ProductId id) const;
+
+  // One customer's events, oldest first (ties by event-id hash): a single prefix scan.
+  Result<std::vector<Event>> CustomerHistory(CustomerId id) const;
+
+  // Streams every event in (customer, time) order to `fn` without materializing them; stops early
+  // (returning OK) when `fn` returns false. Corruption if a stored value does not decode. The
+  // scan does not fill the block cache, so a full training pass does not evict hot data.
+  Status ScanEvents(const std::function<bool(const Event&)>& fn) const;
+
+  // Streams every product (internal id, attributes) in id order.
+  Status ScanProducts(const std::function<bool(ProductId, const ProductAttributes&)>& fn) const;
+  // Streams every customer (internal id, profile) in id order.
+  Status ScanCustomers(const std::function<bool(CustomerId, const CustomerProfile&)>& fn) const;
+
+  // Full-scan counts (linear in the number of events; about a second per few million).
+  Result<StoreStats> ComputeStats() const;
+
+  // Number of internal ids handed out so far (ids are 0 .. n-1; forgotten ones leave holes).
+  uint32_t customer_id_limit() const;
+  uint32_t product_id_limit() const;
+
+  // Flushes memtables to SST files (used by tools before they exit; not needed for durability).
+  Status Flush();
+
+ private:
+  class Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace affinity

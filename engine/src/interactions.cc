@@ -1,0 +1,27 @@
+#include "affinity/interactions.h"
+
+namespace affinity {
+
+Result<CsrMatrix> ReadPurchaseMatrix(const Store& store, const InteractionOptions& options) {
+  // Read the limits first: ids allocated by concurrent writers after this point are skipped.
+  const int64_t rows = store.customer_id_limit();
+  const int64_t cols = store.product_id_limit();
+  CsrBuilder builder(cols);
+  Status add_status;
+  AFFINITY_RETURN_IF_ERROR(store.ScanEvents([&](const Event& e) {
+    if (options.from && e.time < *options.from) return true;
+    if (options.to && e.time >= *options.to) return true;
+    if (e.customer.value >= rows || e.product.value >= cols) return true;
+    float sign = 0;
+    if (e.type == EventType::kPurchase) sign = 1;
+    if (e.type == EventType::kReturn && options.subtract_returns) sign = -1;
+    if (sign == 0) return true;
+    add_status = builder.Add(e.customer.value, static_cast<int32_t>(e.product.value),
+                             sign * static_cast<float>(e.quantity));
+    return add_status.ok();
+  }));
+  AFFINITY_RETURN_IF_ERROR(add_status);
+  return builder.Finish(rows);
+}
+
+}  // namespace affinity

@@ -1,0 +1,534 @@
+#include "affinity/store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "codec.h"
+#include "rocksdb_status.h"
+
+namespace affinity {
+namespace {
+
+using codec::IdsKey;
+
+rocksdb::Slice ToSlice(std::string_view s) { return {s.data(), s.size()}; }
+
+// Nearest-rank percentile of an ascending vector: v[ceil(p/100 * n) - 1].
+int64_t NearestRank(const std::vector<int64_t>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  auto rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
+}
+
+Status ValidateEvent(const EventInput& e, size_t index) {
+  auto field = [index](const char* name) {
+    return "events[" + std::to_string(index) + "]." + name;
+  };
+  if (e.customer.empty()) return Status::InvalidArgument("customer id is empty", field("customer"));
+  if (e.product.empty()) return Status::InvalidArgument("product id is empty", field("product"));
+  if (e.event_id.empty()) return Status::InvalidArgument("event id is empty", field("event_id"));
+  if (!std::isfinite(e.quantity) || e.quantity <= 0) {
+    return Status::InvalidArgument("quantity must be a finite number > 0", field("quantity"));
+  }
+  if (!std::isfinite(e.unit_price) || e.unit_price < 0) {
+    return Status::InvalidArgument("unit price must be a finite number >= 0", field("price"));
+  }
+  auto type = static_cast<uint8_t>(e.type);
+  if (type < 1 || type > 4) return Status::InvalidArgument("unknown event type", field("type"));
+  return Status::Ok();
+}
+
+}  // namespace
+
+// One id space (customers or products): external <-> dense internal ids.
+struct IdSpace {
+  char by_external;
+  char by_internal;
+  const char* next_key;
+  uint32_t next = 0;                                // guarded by Impl::write_mu
+  std::unordered_map<std::string, uint32_t> cache;  // guarded by Impl::write_mu
+};
+
+class Store::Impl {
+ public:
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // owned; destroyed before db
+  rocksdb::ColumnFamilyHandle* customers = nullptr;
+  rocksdb::ColumnFamilyHandle* products = nullptr;
+  rocksdb::ColumnFamilyHandle* events = nullptr;
+  rocksdb::ColumnFamilyHandle* ids = nullptr;
+  rocksdb::ColumnFamilyHandle* notifications = nullptr;
+  rocksdb::ColumnFamilyHandle* meta = nullptr;
+  rocksdb::WriteOptions write_options;
+  bool read_only = false;
+
+  std::mutex write_mu;  // serializes every write, and guards the IdSpace members
+  IdSpace customer_ids{codec::kIdsCustomerByExternal, codec::kIdsCustomerByInternal,
+                       codec::kMetaNextCustomerId};
+  IdSpace product_ids{codec::kIdsProductByExternal, codec::kIdsProductByInternal,
+                      codec::kMetaNextProductId};
+
+  ~Impl() {
+    if (db) {
+      for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    }
+  }
+
+  Result<std::optional<std::string>> Get(rocksdb::ColumnFamilyHandle* cf,
+                                         std::string_view key) const {
+    std::string value;
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), cf, ToSlice(key), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocksDb(s);
+    return std::optional<std::string>(std::move(value));
+  }
+
+  Result<uint32_t> FindId(char prefix, std::string_view external, const char* what) const {
+    AFFINITY_ASSIGN_OR_RETURN(auto value, Get(ids, IdsKey(prefix, external)));
+    if (!value) {
+      return Status::NotFound(std::string(what) + " '" + std::string(external) + "' is unknown");
+    }
+    return codec::DecodeU32(*value);
+  }
+
+  Result<std::string> FindExternal(char prefix, uint32_t id, const char* what) const {
+    AFFINITY_ASSIGN_OR_RETURN(auto value, Get(ids, IdsKey(prefix, id)));
+    if (!value)
+      return Status::NotFound(std::string(what) + " #" + std::to_string(id) + " is unknown");
+    return std::move(*value);
+  }
+
+  Result<uint32_t> LoadCounter(const char* key) const {
+    AFFINITY_ASSIGN_OR_RETURN(auto value, Get(meta, key));
+    if (!value) return uint32_t{0};
+    return codec::DecodeU32(*value);
+  }
+
+  // Ids allocated by one write call, applied to the cache only once the batch is durable.
+  struct Pending {
+    std::unordered_map<std::string, uint32_t> customers;
+    std::unordered_map<std::string, uint32_t> products;
+    uint32_t next_customer = 0;
+    uint32_t next_product = 0;
+  };
+
+  // Resolves `external` in `space`, allocating a new id (written into `batch`) if unknown.
+  // Requires write_mu. Sets *is_new when allocated by this call.
+  Result<uint32_t> Resolve(IdSpace& space, std::unordered_map<std::string, uint32_t>& pending,
+                           uint32_t& next, std::string_view external, rocksdb::WriteBatch& batch,
+                           bool* is_new) {
+    *is_new = false;
+    std::string key(external);
+    if (auto it = space.cache.find(key); it != space.cache.end()) return it->second;
+    if (auto it = pending.find(key); it != pending.end()) return it->second;
+    AFFINITY_ASSIGN_OR_RETURN(auto stored, Get(ids, IdsKey(space.by_external, external)));
+    if (stored) {
+      AFFINITY_ASSIGN_OR_RETURN(uint32_t id, codec::DecodeU32(*stored));
+      space.cache.emplace(std::move(key), id);
+      return id;
+    }
+    if (next == UINT32_MAX) return Status::FailedPrecondition("internal id space exhausted");
+    uint32_t id = next++;
+    batch.Put(ids, IdsKey(space.by_external, external), codec::U32Key(id));
+    batch.Put(ids, IdsKey(space.by_internal, id), ToSlice(external));
+    pending.emplace(std::move(key), id);
+    *is_new = true;
+    return id;
+  }
+
+  void PutCounters(const Pending& p, rocksdb::WriteBatch& batch) {
+    if (p.next_customer != customer_ids.next) {
+      batch.Put(meta, codec::kMetaNextCustomerId, codec::U32Key(p.next_customer));
+    }
+    if (p.next_product != product_ids.next) {
+      batch.Put(meta, codec::kMetaNextProductId, codec::U32Key(p.next_product));
+    }
+  }
+
+  // Commits `batch`; on success makes the pending ids visible. Requires write_mu.
+  Status Commit(rocksdb::WriteBatch& batch, Pending& p) {
+    if (read_only) return Status::FailedPrecondition("store is open read-only");
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(db->Write(write_options, &batch)));
+    for (auto& [k, v] : p.customers) customer_ids.cache.emplace(k, v);
+    for (auto& [k, v] : p.products) product_ids.cache.emplace(k, v);
+    customer_ids.next = p.next_customer;
+    product_ids.next = p.next_product;
+    return Status::Ok();
+  }
+
+  template <typename Record, typename Decode>
+  Result<Record> GetRecord(rocksdb::ColumnFamilyHandle* cf, uint32_t id, Decode decode,
+                           const char* what) const {
+    AFFINITY_ASSIGN_OR_RETURN(auto value, Get(cf, codec::U32Key(id)));
+    if (!value) return Status::NotFound(std::string(what) + " has no stored record");
+    return decode(*value);
+  }
+
+  template <typename Record, typename Decode, typename Encode>
+  Result<int64_t> Upsert(IdSpace& space, bool customers_space, rocksdb::ColumnFamilyHandle* cf,
+                         std::span<const std::pair<std::string, Record>> records, Decode decode,
+                         Encode encode) {
+    std::lock_guard lock(write_mu);
+    rocksdb::WriteBatch batch;
+    Pending p{.next_customer = customer_ids.next, .next_product = product_ids.next};
+    std::unordered_map<uint32_t, Record> merged;  // later records in the call merge into earlier
+    int64_t created = 0;
+    for (size_t i = 0; i < records.size(); ++i) {
+      const auto& [external, update] = records[i];
+      if (external.empty()) {
+        return Status::InvalidArgument("id is empty", "records[" + std::to_string(i) + "].id");
+      }
+      bool is_new = false;
+      auto& pending = customers_space ? p.customers : p.products;
+      auto& next = customers_space ? p.next_customer : p.next_product;
+      AFFINITY_ASSIGN_OR_RETURN(uint32_t id,
+                                Resolve(space, pending, next, external, batch, &is_new));
+      auto it = merged.find(id);
+      if (it == merged.end()) {
+        Record base;
+        if (!is_new) {
+          AFFINITY_ASSIGN_OR_RETURN(auto stored, Get(cf, codec::U32Key(id)));
+          if (stored) {
+            AFFINITY_ASSIGN_OR_RETURN(base, decode(*stored));
+          }
+        }
+        created += is_new ? 1 : 0;
+        it = merged.emplace(id, std::move(base)).first;
+      }
+      codec::MergeInto(&it->second, update);
+    }
+    for (const auto& [id, record] : merged) batch.Put(cf, codec::U32Key(id), encode(record));
+    PutCounters(p, batch);
+    AFFINITY_RETURN_IF_ERROR(Commit(batch, p));
+    return created;
+  }
+
+  template <typename Decode, typename Fn>
+  Status ScanRecords(rocksdb::ColumnFamilyHandle* cf, Decode decode, const Fn& fn) const {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      AFFINITY_ASSIGN_OR_RETURN(uint32_t id, codec::DecodeU32(it->key().ToStringView()));
+      AFFINITY_ASSIGN_OR_RETURN(auto record, decode(it->value().ToStringView()));
+      if (!fn(id, record)) break;
+    }
+    return FromRocksDb(it->status());
+  }
+
+  Result<int64_t> CountKeys(rocksdb::ColumnFamilyHandle* cf) const {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+    int64_t n = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
+    return n;
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreOptions& options) {
+  if (options.block_cache_mb < 0) {
+    return Status::InvalidArgument("block_cache_mb must be >= 0", "block_cache_mb");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->read_only = options.read_only;
+  impl->write_options.sync = options.sync_writes;
+  impl->write_options.disableWAL = false;
+
+  rocksdb::Options db_options;
+  db_options.create_if_missing = options.create_if_missing;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+  db_options.OptimizeLevelStyleCompaction();
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(static_cast<size_t>(options.block_cache_mb) << 20);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  rocksdb::ColumnFamilyOptions cf_options(db_options);
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const char* name :
+       {rocksdb::kDefaultColumnFamilyName.c_str(), codec::kCfCustomers, codec::kCfProducts,
+        codec::kCfEvents, codec::kCfIds, codec::kCfNotifications, codec::kCfMeta}) {
+    descriptors.emplace_back(name, cf_options);
+  }
+
+  if ((options.read_only || !options.create_if_missing) &&
+      !std::filesystem::exists(std::filesystem::path(path) / "CURRENT")) {
+    return Status::NotFound("no store at " + path);
+  }
+  if (!options.read_only && options.create_if_missing) {
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec)
+      return Status::IOError("cannot create database directory " + path + ": " + ec.message());
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      options.read_only
+          ? rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &impl->handles, &raw)
+          : rocksdb::DB::Open(db_options, path, descriptors, &impl->handles, &raw);
+  if (!s.ok()) return FromRocksDb(s).WithContext("opening store " + path);
+  impl->db.reset(raw);
+  impl->customers = impl->handles[1];
+  impl->products = impl->handles[2];
+  impl->events = impl->handles[3];
+  impl->ids = impl->handles[4];
+  impl->notifications = impl->handles[5];
+  impl->meta = impl->handles[6];
+
+  AFFINITY_ASSIGN_OR_RETURN(auto version, impl->Get(impl->meta, codec::kMetaSchemaVersion));
+  if (version) {
+    if (*version != std::to_string(codec::kSchemaVersion)) {
+      return Status::FailedPrecondition("store " + path + " has schema version " + *version +
+                                        "; this build reads version " +
+                                        std::to_string(codec::kSchemaVersion));
+    }
+  } else if (!options.read_only) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(impl->db->Put(wo, impl->meta, codec::kMetaSchemaVersion,
+                                                       std::to_string(codec::kSchemaVersion))));
+  }
+  AFFINITY_ASSIGN_OR_RETURN(impl->customer_ids.next, impl->LoadCounter(codec::kMetaNextCustomerId));
+  AFFINITY_ASSIGN_OR_RETURN(impl->product_ids.next, impl->LoadCounter(codec::kMetaNextProductId));
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Result<AppendResult> Store::AppendEvents(std::span<const EventInput> events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    AFFINITY_RETURN_IF_ERROR(ValidateEvent(events[i], i));
+  }
+  Impl& d = *impl_;
+  std::lock_guard lock(d.write_mu);
+  AppendResult result;
+  rocksdb::WriteBatch batch;
+  Impl::Pending p{.next_customer = d.customer_ids.next, .next_product = d.product_ids.next};
+  std::unordered_set<std::string_view> batch_event_ids;
+  // Earliest event per touched customer / earliest purchase per touched product, for created_at.
+  std::unordered_map<uint32_t, std::pair<UnixSeconds, bool>> customer_first;  // time, is_new
+  std::unordered_map<uint32_t, std::pair<std::optional<UnixSeconds>, bool>> product_first;
+
+  for (const EventInput& in : events) {
+    if (!batch_event_ids.insert(in.event_id).second) {
+      ++result.duplicates;
+      continue;
+    }
+    AFFINITY_ASSIGN_OR_RETURN(auto existing, d.Get(d.ids, IdsKey(codec::kIdsEvent, in.event_id)));
+    if (existing) {
+      ++result.duplicates;
+      continue;
+    }
+    bool new_customer = false;
+    bool new_product = false;
+    AFFINITY_ASSIGN_OR_RETURN(uint32_t cid, d.Resolve(d.customer_ids, p.customers, p.next_customer,
+                                                      in.customer, batch, &new_customer));
+    AFFINITY_ASSIGN_OR_RETURN(uint32_t pid, d.Resolve(d.product_ids, p.products, p.next_product,
+                                                      in.product, batch, &new_product));
+    result.new_customers += new_customer ? 1 : 0;
+    result.new_products += new_product ? 1 : 0;
+
+    Event e{CustomerId{cid}, ProductId{pid}, in.type,    in.time,
+            in.quantity,     in.unit_price,  in.channel, in.event_id};
+    std::string key = codec::EventKey(e.customer, e.time, e.event_id);
+    std::string value = codec::EncodeEventValue(e);
+    std::string index_key = IdsKey(codec::kIdsEvent, in.event_id);
+    result.bytes += static_cast<int64_t>(key.size() + value.size() + index_key.size() + key.size());
+    batch.Put(d.events, key, value);
+    batch.Put(d.ids, index_key, key);
+    ++result.written;
+
+    auto [cit, cinserted] = customer_first.try_emplace(cid, in.time, new_customer);
+    if (!cinserted) cit->second.first = std::min(cit->second.first, in.time);
+    auto& pf = product_first.try_emplace(pid, std::nullopt, new_product).first->second;
+    if (in.type == EventType::kPurchase && (!pf.first || in.time < *pf.first)) pf.first = in.time;
+  }
+
+  // created_at: new records get their first event; stored ones only move earlier.
+  for (const auto& [cid, first] : customer_first) {
+    CustomerProfile profile;
+    if (!first.second) {
+      AFFINITY_ASSIGN_OR_RETURN(auto stored, d.Get(d.customers, codec::U32Key(cid)));
+      if (stored) {
+        AFFINITY_ASSIGN_OR_RETURN(profile, codec::DecodeCustomer(*stored));
+        if (profile.created_at && *profile.created_at <= first.first) continue;
+      }
+    }
+    profile.created_at = first.first;
+    batch.Put(d.customers, codec::U32Key(cid), codec::EncodeCustomer(profile));
+  }
+  for (const auto& [pid, first] : product_first) {
+    ProductAttributes attrs;
+    if (!first.second) {
+      if (!first.first) continue;
+      AFFINITY_ASSIGN_OR_RETURN(auto stored, d.Get(d.products, codec::U32Key(pid)));
+      if (stored) {
+        AFFINITY_ASSIGN_OR_RETURN(attrs, codec::DecodeProduct(*stored));
+        if (attrs.created_at && *attrs.created_at <= *first.first) continue;
+      }
+    }
+    if (first.first) attrs.created_at = *first.first;
+    batch.Put(d.products, codec::U32Key(pid), codec::EncodeProduct(attrs));
+  }
+  d.PutCounters(p, batch);
+  if (batch.Count() > 0) AFFINITY_RETURN_IF_ERROR(d.Commit(batch, p));
+  return result;
+}
+
+Result<int64_t> Store::UpsertCustomers(
+    std::span<const std::pair<std::string, CustomerProfile>> customers) {
+  return impl_->Upsert(impl_->customer_ids, true, impl_->customers, customers,
+                       codec::DecodeCustomer, codec::EncodeCustomer);
+}
+
+Result<int64_t> Store::UpsertProducts(
+    std::span<const std::pair<std::string, ProductAttributes>> products) {
+  return impl_->Upsert(impl_->product_ids, false, impl_->products, products, codec::DecodeProduct,
+                       codec::EncodeProduct);
+}
+
+Result<CustomerId> Store::FindCustomer(std::string_view external_id) const {
+  AFFINITY_ASSIGN_OR_RETURN(uint32_t id,
+                            impl_->FindId(codec::kIdsCustomerByExternal, external_id, "customer"));
+  return CustomerId{id};
+}
+
+Result<ProductId> Store::FindProduct(std::string_view external_id) const {
+  AFFINITY_ASSIGN_OR_RETURN(uint32_t id,
+                            impl_->FindId(codec::kIdsProductByExternal, external_id, "product"));
+  return ProductId{id};
+}
+
+Result<std::string> Store::CustomerExternalId(CustomerId id) const {
+  return impl_->FindExternal(codec::kIdsCustomerByInternal, id.value, "customer");
+}
+
+Result<std::string> Store::ProductExternalId(ProductId id) const {
+  return impl_->FindExternal(codec::kIdsProductByInternal, id.value, "product");
+}
+
+Result<CustomerProfile> Store::GetCustomer(CustomerId id) const {
+  return impl_->GetRecord<CustomerProfile>(impl_->customers, id.value, codec::DecodeCustomer,
+                                           "customer");
+}
+
+Result<ProductAttributes> Store::GetProduct(ProductId id) const {
+  return impl_->GetRecord<ProductAttributes>(impl_->products, id.value, codec::DecodeProduct,
+                                             "product");
+}
+
+Result<std::vector<Event>> Store::CustomerHistory(CustomerId id) const {
+  std::vector<Event> out;
+  std::string prefix = codec::EventPrefix(id);
+  rocksdb::ReadOptions ro;
+  std::string upper = codec::U32Key(id.value + 1);
+  rocksdb::Slice upper_slice(upper);
+  if (id.value != UINT32_MAX) ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    Event e;
+    AFFINITY_RETURN_IF_ERROR(
+        codec::DecodeEvent(it->key().ToStringView(), it->value().ToStringView(), &e));
+    out.push_back(std::move(e));
+  }
+  AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
+  return out;
+}
+
+Status Store::ScanEvents(const std::function<bool(const Event&)>& fn) const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  ro.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, impl_->events));
+  Event e;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    AFFINITY_RETURN_IF_ERROR(
+        codec::DecodeEvent(it->key().ToStringView(), it->value().ToStringView(), &e));
+    if (!fn(e)) break;
+  }
+  return FromRocksDb(it->status());
+}
+
+Status Store::ScanProducts(
+    const std::function<bool(ProductId, const ProductAttributes&)>& fn) const {
+  return impl_->ScanRecords(
+      impl_->products, codec::DecodeProduct,
+      [&](uint32_t id, const ProductAttributes& a) { return fn(ProductId{id}, a); });
+}
+
+Status Store::ScanCustomers(
+    const std::function<bool(CustomerId, const CustomerProfile&)>& fn) const {
+  return impl_->ScanRecords(
+      impl_->customers, codec::DecodeCustomer,
+      [&](uint32_t id, const CustomerProfile& p) { return fn(CustomerId{id}, p); });
+}
+
+Result<StoreStats> Store::ComputeStats() const {
+  StoreStats stats;
+  AFFINITY_ASSIGN_OR_RETURN(stats.customers, impl_->CountKeys(impl_->customers));
+  AFFINITY_ASSIGN_OR_RETURN(stats.products, impl_->CountKeys(impl_->products));
+  std::vector<int64_t> per_customer;
+  std::optional<uint32_t> current;
+  AFFINITY_RETURN_IF_ERROR(ScanEvents([&](const Event& e) {
+    ++stats.events;
+    switch (e.type) {
+      case EventType::kPurchase:
+        ++stats.purchases;
+        break;
+      case EventType::kReturn:
+        ++stats.returns;
+        break;
+      default:
+        ++stats.other_events;
+    }
+    if (!stats.first_event || e.time < *stats.first_event) stats.first_event = e.time;
+    if (!stats.last_event || e.time > *stats.last_event) stats.last_event = e.time;
+    if (current != e.customer.value) {
+      per_customer.push_back(0);
+      current = e.customer.value;
+    }
+    ++per_customer.back();
+    return true;
+  }));
+  std::sort(per_customer.begin(), per_customer.end());
+  stats.customers_with_events = static_cast<int64_t>(per_customer.size());
+  stats.events_per_customer_p50 = NearestRank(per_customer, 50);
+  stats.events_per_customer_p90 = NearestRank(per_customer, 90);
+  stats.events_per_customer_p99 = NearestRank(per_customer, 99);
+  stats.events_per_customer_max = per_customer.empty() ? 0 : per_customer.back();
+  return stats;
+}
+
+uint32_t Store::customer_id_limit() const {
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->customer_ids.next;
+}
+
+uint32_t Store::product_id_limit() const {
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->product_ids.next;
+}
+
+Status Store::Flush() {
+  if (impl_->read_only) return Status::Ok();
+  rocksdb::FlushOptions fo;
+  return FromRocksDb(impl_->db->Flush(fo, impl_->handles));
+}
+
+}  // namespace affinity

@@ -1,0 +1,345 @@
+#include "affinity/store.h"
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <functional>
+#include <set>
+
+#include "test_util.h"
+
+namespace affinity {
+namespace {
+
+using testing::ScratchDir;
+
+EventInput Purchase(std::string customer, std::string product, UnixSeconds t, std::string event_id,
+                    double quantity = 1, double price = 2.5) {
+  EventInput e;
+  e.customer = std::move(customer);
+  e.product = std::move(product);
+  e.time = t;
+  e.quantity = quantity;
+  e.unit_price = price;
+  e.channel = "web";
+  e.event_id = std::move(event_id);
+  return e;
+}
+
+std::unique_ptr<Store> OpenOrDie(const std::string& path, StoreOptions options = {}) {
+  auto store = Store::Open(path, options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(*store) : nullptr;
+}
+
+TEST(Store, AllocatesDenseIdsStableAcrossReopen) {
+  ScratchDir dir;
+  {
+    auto store = OpenOrDie(dir.Sub("db"));
+    std::vector<EventInput> events = {Purchase("alice", "mug", 100, "e1"),
+                                      Purchase("bob", "mug", 200, "e2"),
+                                      Purchase("alice", "tea", 300, "e3")};
+    auto r = store->AppendEvents(events);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->written, 3);
+    EXPECT_EQ(r->new_customers, 2);
+    EXPECT_EQ(r->new_products, 2);
+    EXPECT_EQ(store->FindCustomer("alice")->value, 0u);
+    EXPECT_EQ(store->FindCustomer("bob")->value, 1u);
+    EXPECT_EQ(store->FindProduct("mug")->value, 0u);
+    EXPECT_EQ(store->FindProduct("tea")->value, 1u);
+  }
+  auto store = OpenOrDie(dir.Sub("db"));
+  EXPECT_EQ(store->FindCustomer("bob")->value, 1u);
+  EXPECT_EQ(*store->CustomerExternalId(CustomerId{0}), "alice");
+  EXPECT_EQ(*store->ProductExternalId(ProductId{1}), "tea");
+  EXPECT_EQ(store->customer_id_limit(), 2u);
+  // New ids continue after the stored ones.
+  std::vector<EventInput> more = {Purchase("carol", "pen", 400, "e4")};
+  ASSERT_TRUE(store->AppendEvents(more).ok());
+  EXPECT_EQ(store->FindCustomer("carol")->value, 2u);
+  EXPECT_EQ(store->FindProduct("pen")->value, 2u);
+  EXPECT_EQ(store->FindCustomer("nobody").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->CustomerExternalId(CustomerId{99}).status().code(), StatusCode::kNotFound);
+}
+
+TEST(Store, SameEventTwiceIsStoredOnce) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<EventInput> batch = {Purchase("alice", "mug", 100, "e1"),
+                                   Purchase("alice", "mug", 100, "e1"),  // repeated in the batch
+                                   Purchase("alice", "tea", 100, "e2")};
+  auto first = store->AppendEvents(batch);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->written, 2);
+  EXPECT_EQ(first->duplicates, 1);
+  auto second = store->AppendEvents(batch);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->written, 0);
+  EXPECT_EQ(second->duplicates, 3);
+  // Same id with different content is still the same event: not stored again.
+  std::vector<EventInput> changed = {Purchase("alice", "mug", 999, "e1", 5)};
+  EXPECT_EQ(store->AppendEvents(changed)->written, 0);
+  EXPECT_EQ(store->ComputeStats()->events, 2);
+}
+
+TEST(Store, HistoryIsOneCustomerOldestFirst) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<EventInput> events;
+  // 300 customers so that ids cross a byte boundary (255 -> 256).
+  for (int c = 0; c < 300; ++c) {
+    events.push_back(Purchase("c" + std::to_string(c), "p", 1000 - c, "x" + std::to_string(c)));
+  }
+  events.push_back(Purchase("c255", "q", -50, "early"));  // before the epoch
+  events.push_back(Purchase("c255", "r", 5000, "late"));
+  ASSERT_TRUE(store->AppendEvents(events).ok());
+  CustomerId c255 = *store->FindCustomer("c255");
+  auto history = store->CustomerHistory(c255);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[0].event_id, "early");
+  EXPECT_EQ((*history)[0].time, -50);
+  EXPECT_EQ((*history)[1].event_id, "x255");
+  EXPECT_EQ((*history)[2].event_id, "late");
+  for (const auto& e : *history) EXPECT_EQ(e.customer, c255);
+  EXPECT_EQ((*history)[2].product, *store->FindProduct("r"));
+  EXPECT_EQ((*history)[2].channel, "web");
+  EXPECT_DOUBLE_EQ((*history)[2].unit_price, 2.5);
+  EXPECT_TRUE(store->CustomerHistory(CustomerId{12345})->empty());
+}
+
+TEST(Store, ScanStreamsAllEventsInCustomerOrderAndStopsEarly) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<EventInput> events;
+  for (int i = 0; i < 1000; ++i) {
+    events.push_back(Purchase("c" + std::to_string(i % 37), "p" + std::to_string(i % 11), i,
+                              "e" + std::to_string(i)));
+  }
+  ASSERT_TRUE(store->AppendEvents(events).ok());
+  int64_t n = 0;
+  std::pair<uint32_t, UnixSeconds> prev{0, INT64_MIN};
+  std::set<std::string> ids;
+  ASSERT_TRUE(store
+                  ->ScanEvents([&](const Event& e) {
+                    std::pair<uint32_t, UnixSeconds> cur{e.customer.value, e.time};
+                    EXPECT_LE(prev, cur);
+                    prev = cur;
+                    ids.insert(e.event_id);
+                    ++n;
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(n, 1000);
+  EXPECT_EQ(ids.size(), 1000u);
+  int64_t seen = 0;
+  ASSERT_TRUE(store->ScanEvents([&](const Event&) { return ++seen < 10; }).ok());
+  EXPECT_EQ(seen, 10);
+}
+
+TEST(Store, InvalidEventRejectsWholeBatchNamingTheField) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  struct Case {
+    std::function<void(EventInput&)> spoil;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {[](EventInput& e) { e.customer.clear(); }, "events[1].customer"},
+      {[](EventInput& e) { e.product.clear(); }, "events[1].product"},
+      {[](EventInput& e) { e.event_id.clear(); }, "events[1].event_id"},
+      {[](EventInput& e) { e.quantity = 0; }, "events[1].quantity"},
+      {[](EventInput& e) { e.quantity = std::nan(""); }, "events[1].quantity"},
+      {[](EventInput& e) { e.unit_price = -1; }, "events[1].price"},
+      {[](EventInput& e) { e.type = static_cast<EventType>(9); }, "events[1].type"},
+  };
+  for (const auto& c : cases) {
+    std::vector<EventInput> batch = {Purchase("a", "p", 1, "ok"), Purchase("b", "q", 2, "bad")};
+    c.spoil(batch[1]);
+    auto r = store->AppendEvents(batch);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(r.status().field(), c.field);
+  }
+  auto stats = store->ComputeStats();
+  EXPECT_EQ(stats->events, 0);
+  EXPECT_EQ(stats->customers, 0);
+  EXPECT_EQ(store->customer_id_limit(), 0u);
+}
+
+TEST(Store, UpsertsMergeFieldsAndCreatedAtOnlyMovesEarlier) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  ProductAttributes first;
+  first.title = "Stoneware Mug";
+  first.category = std::vector<std::string>{"Home", "Kitchen", "Mugs"};
+  first.price = 12.5;
+  first.created_at = 5000;
+  std::vector<std::pair<std::string, ProductAttributes>> a = {{"mug", first}};
+  EXPECT_EQ(*store->UpsertProducts(a), 1);
+  ProductAttributes update;
+  update.price = 9.99;
+  update.created_at = 7000;  // later: ignored
+  std::vector<std::pair<std::string, ProductAttributes>> b = {{"mug", update}};
+  EXPECT_EQ(*store->UpsertProducts(b), 0);
+  auto got = store->GetProduct(*store->FindProduct("mug"));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(*got->title, "Stoneware Mug");
+  EXPECT_EQ(*got->price, 9.99);
+  EXPECT_EQ(*got->created_at, 5000);
+  EXPECT_EQ(got->category->size(), 3u);
+  EXPECT_FALSE(got->brand.has_value());
+
+  // A purchase before created_at moves it earlier; one after leaves it.
+  std::vector<EventInput> events = {Purchase("c", "mug", 4000, "e1"),
+                                    Purchase("c", "mug", 9000, "e2")};
+  ASSERT_TRUE(store->AppendEvents(events).ok());
+  EXPECT_EQ(*store->GetProduct(*store->FindProduct("mug"))->created_at, 4000);
+  EXPECT_EQ(*store->GetCustomer(*store->FindCustomer("c"))->created_at, 4000);
+
+  CustomerProfile profile;
+  profile.email = "c@example.com";
+  profile.opted_out = true;
+  std::vector<std::pair<std::string, CustomerProfile>> cs = {{"c", profile}};
+  EXPECT_EQ(*store->UpsertCustomers(cs), 0);
+  auto customer = store->GetCustomer(*store->FindCustomer("c"));
+  EXPECT_EQ(*customer->email, "c@example.com");
+  EXPECT_TRUE(*customer->opted_out);
+  EXPECT_EQ(*customer->created_at, 4000);  // kept from the events
+
+  std::vector<std::pair<std::string, CustomerProfile>> empty_id = {{"", profile}};
+  EXPECT_EQ(store->UpsertCustomers(empty_id).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Store, ReturnsDoNotSetProductCreatedAt) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  EventInput ret = Purchase("c", "p", 100, "r1");
+  ret.type = EventType::kReturn;
+  std::vector<EventInput> events = {ret, Purchase("c", "p", 200, "s1")};
+  ASSERT_TRUE(store->AppendEvents(std::span(events).first(1)).ok());
+  EXPECT_FALSE(store->GetProduct(*store->FindProduct("p"))->created_at.has_value());
+  ASSERT_TRUE(store->AppendEvents(std::span(events).subspan(1)).ok());
+  EXPECT_EQ(*store->GetProduct(*store->FindProduct("p"))->created_at, 200);
+  EXPECT_EQ(*store->GetCustomer(*store->FindCustomer("c"))->created_at, 100);
+}
+
+TEST(Store, StatsCountAndPercentiles) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<EventInput> events;
+  // Customer k (k = 1..10) has k events: nearest-rank p50 = 5, p90 = 9, p99 = 10.
+  int n = 0;
+  for (int k = 1; k <= 10; ++k) {
+    for (int i = 0; i < k; ++i, ++n) {
+      events.push_back(Purchase("c" + std::to_string(k), "p", 1000 + n, std::to_string(n)));
+    }
+  }
+  events.back().type = EventType::kReturn;
+  events.front().type = EventType::kView;
+  ASSERT_TRUE(store->AppendEvents(events).ok());
+  auto s = store->ComputeStats();
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->customers, 10);
+  EXPECT_EQ(s->products, 1);
+  EXPECT_EQ(s->events, 55);
+  EXPECT_EQ(s->purchases, 53);
+  EXPECT_EQ(s->returns, 1);
+  EXPECT_EQ(s->other_events, 1);
+  EXPECT_EQ(*s->first_event, 1000);
+  EXPECT_EQ(*s->last_event, 1054);
+  EXPECT_EQ(s->events_per_customer_p50, 5);
+  EXPECT_EQ(s->events_per_customer_p90, 9);
+  EXPECT_EQ(s->events_per_customer_p99, 10);
+  EXPECT_EQ(s->events_per_customer_max, 10);
+}
+
+TEST(Store, OpenErrors) {
+  ScratchDir dir;
+  StoreOptions no_create;
+  no_create.create_if_missing = false;
+  EXPECT_EQ(Store::Open(dir.Sub("missing"), no_create).status().code(), StatusCode::kNotFound);
+  StoreOptions read_only;
+  read_only.read_only = true;
+  EXPECT_EQ(Store::Open(dir.Sub("missing"), read_only).status().code(), StatusCode::kNotFound);
+  StoreOptions bad_cache;
+  bad_cache.block_cache_mb = -1;
+  EXPECT_EQ(Store::Open(dir.Sub("db"), bad_cache).status().code(), StatusCode::kInvalidArgument);
+  {
+    auto store = OpenOrDie(dir.Sub("db"));
+    // A second writer on the same directory is refused (RocksDB's lock).
+    EXPECT_EQ(Store::Open(dir.Sub("db"), {}).status().code(), StatusCode::kIOError);
+    // A read-only view can coexist with the writer, and refuses writes.
+    StoreOptions ro;
+    ro.read_only = true;
+    auto reader = Store::Open(dir.Sub("db"), ro);
+    ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+    std::vector<EventInput> events = {Purchase("a", "p", 1, "e")};
+    EXPECT_EQ((*reader)->AppendEvents(events).status().code(), StatusCode::kFailedPrecondition);
+  }
+}
+
+TEST(Store, RefusesANewerSchemaVersion) {
+  ScratchDir dir;
+  { OpenOrDie(dir.Sub("db")); }
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.Sub("db"), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const auto& name : names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(rocksdb::DBOptions(), dir.Sub("db"), descriptors, &handles, &db).ok());
+    size_t meta = std::find(names.begin(), names.end(), "meta") - names.begin();
+    ASSERT_LT(meta, names.size());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), handles[meta], "schema_version", "99").ok());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  auto store = Store::Open(dir.Sub("db"), {});
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find("99"), std::string::npos);
+}
+
+// An acknowledged write survives the process being killed (no close, no flush).
+TEST(Store, AcknowledgedWritesSurviveKill) {
+  for (bool sync : {false, true}) {
+    ScratchDir dir;
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      StoreOptions options;
+      options.sync_writes = sync;
+      auto store = Store::Open(dir.Sub("db"), options);
+      if (!store.ok()) _exit(3);
+      for (int b = 0; b < 5; ++b) {
+        std::vector<EventInput> batch;
+        for (int i = 0; i < 100; ++i) {
+          int n = b * 100 + i;
+          batch.push_back(Purchase("c" + std::to_string(n % 7), "p" + std::to_string(n % 13), n,
+                                   "e" + std::to_string(n)));
+        }
+        if (!(*store)->AppendEvents(batch).ok()) _exit(4);
+      }
+      kill(getpid(), SIGKILL);  // no destructor, no flush
+      _exit(5);
+    }
+    int wstatus = 0;
+    ASSERT_EQ(waitpid(child, &wstatus, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(wstatus)) << "child exited with " << WEXITSTATUS(wstatus);
+    auto store = OpenOrDie(dir.Sub("db"));
+    auto stats = store->ComputeStats();
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats->events, 500) << "sync=" << sync;
+    EXPECT_EQ(stats->customers, 7);
+    EXPECT_EQ(store->product_id_limit(), 13u);
+  }
+}
+
+}  // namespace
+}  // namespace affinity

@@ -1,0 +1,42 @@
+// affinity: the command-line front end. It parses flags into the library's option structs,
+// calls the library and renders the result; no logic lives here.
+#include <cstdio>
+#include <map>
+
+#include "commands.h"
+
+#ifndef AFFINITY_VERSION
+#define AFFINITY_VERSION "0.0.0"
+#endif
+
+namespace affinity::cli {
+
+int Fail(const Status& status) {
+  std::fprintf(stderr, "affinity: %s\n", status.ToString().c_str());
+  return status.code() == StatusCode::kInvalidArgument ? 2 : 1;
+}
+
+}  // namespace affinity::cli
+
+int main(int argc, char** argv) {
+  using namespace affinity::cli;
+  CLI::App app{"Affinity: a recommendation and personalization engine for online shops.",
+               "affinity"};
+  app.set_version_flag("--version", std::string("affinity ") + AFFINITY_VERSION);
+  app.require_subcommand(1);
+  std::map<CLI::App*, Command> commands;
+  for (auto reg : {RegisterImport, RegisterStats, RegisterDemoData}) {
+    Command command = reg(app);
+    commands[app.get_subcommands({}).back()] = std::move(command);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  for (auto& [sub, command] : commands) {
+    if (sub->parsed()) return command();
+  }
+  return 2;
+}
