@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quickstart 1: install dependencies, build, generate a synthetic demo shop, import it into an
-# embedded RocksDB store under ./data/shop, and run the main job on it (for now: stats).
+# embedded RocksDB store under ./data/shop, and run the main jobs on it (for now: stats and
+# customer insights).
 # Re-running it is safe: the generator is deterministic and imports are idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +16,4 @@ $bin import --db data/shop --kind purchases \
   --columns customer=customer_id,product=product_id,invoice=order_id,price=unit_price \
   data/demo/purchases.csv
 $bin stats --db data/shop
+$bin insights --db data/shop

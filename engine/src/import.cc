@@ -667,6 +667,57 @@ Result<ImportReport> ImportCompleteJourneyOnce(Store& store, const std::string& 
                                  "product_id,manufacturer_id,department,...)");
 }
 
+// ---- CDNOW sample (Fader, Hardie & Lee) ----
+
+// Columns: customer id, sample id, date YYYYMMDD, number of CDs, dollar value. Every row is one
+// transaction of one generic product "CD" (the data has no product detail).
+Result<ImportReport> ImportCdnowOnce(Store& store, const std::string& path,
+                                     const ImportOptions& options) {
+  AFFINITY_ASSIGN_OR_RETURN(
+      auto source, OpenWhitespaceSource(path, {"customer", "sample_id", "date", "cds", "dollars"}));
+  FileRun run(store, *source, path, "cdnow", options);
+  std::unordered_map<std::string, int64_t> occurrences;  // customer:date -> rows so far
+  bool product_written = false;
+  return run.Run([&](std::optional<RowProblem>* problem) -> Status {
+    RowSource& s = *source;
+    auto customer = ParseId(s.Field(0), "customer", problem);
+    std::string_view date = Trim(s.Field(2).value_or(""));
+    std::optional<UnixSeconds> time;
+    if (date.size() != 8 || date.find_first_not_of("0123456789") != std::string_view::npos) {
+      *problem = RowProblem{"date '" + std::string(date) + "' is not YYYYMMDD"};
+    } else {
+      std::string iso = std::string(date.substr(0, 4)) + "-" + std::string(date.substr(4, 2)) +
+                        "-" + std::string(date.substr(6, 2));
+      time = ParseTime(iso, "date", problem);
+    }
+    auto cds = ParseNumber(s.Field(3).value_or(""), "cds", problem);
+    auto dollars = ParseNumber(s.Field(4).value_or(""), "dollars", problem);
+    if (*problem) return Status::Ok();
+    if (*cds <= 0 || *dollars < 0) {
+      *problem = RowProblem{"need cds > 0 and dollars >= 0"};
+      return Status::Ok();
+    }
+    if (!product_written) {
+      ProductAttributes cd;
+      cd.title = "CD";
+      cd.category = std::vector<std::string>{"Music", "CDs"};
+      AFFINITY_RETURN_IF_ERROR(run.writer().AddProduct("CD", std::move(cd)));
+      product_written = true;
+    }
+    run.Accept();
+    std::string key = *customer + ":" + std::string(date);
+    EventInput e;
+    e.event_id = "CDNOW:" + key + ":" + std::to_string(++occurrences[key]);
+    e.customer = std::move(*customer);
+    e.product = "CD";
+    e.time = *time;
+    e.quantity = *cds;
+    e.unit_price = *dollars / *cds;
+    e.channel = "mail";
+    return run.writer().AddEvent(std::move(e));
+  });
+}
+
 // Strict imports validate the whole file in a dry run first, so they write all or nothing.
 template <typename Once>
 Result<ImportReport> StrictAware(Store& store, const std::string& path,
@@ -696,9 +747,10 @@ Result<ImportKind> ParseImportKind(std::string_view name) {
 Result<ImportPreset> ParseImportPreset(std::string_view name) {
   if (name == "online-retail") return ImportPreset::kOnlineRetail;
   if (name == "completejourney") return ImportPreset::kCompleteJourney;
-  return Status::InvalidArgument(
-      "unknown preset '" + std::string(name) + "' (expected online-retail or completejourney)",
-      "preset");
+  if (name == "cdnow") return ImportPreset::kCdnow;
+  return Status::InvalidArgument("unknown preset '" + std::string(name) +
+                                     "' (expected online-retail, completejourney or cdnow)",
+                                 "preset");
 }
 
 Status ImportOptions::Validate() const {
@@ -753,8 +805,9 @@ Result<std::vector<ImportReport>> ImportPresetFiles(Store& store, ImportPreset p
   if (paths.empty()) return Status::InvalidArgument("no input files", "files");
   std::vector<ImportReport> reports;
   for (const auto& path : paths) {
-    auto once =
-        preset == ImportPreset::kOnlineRetail ? ImportOnlineRetailOnce : ImportCompleteJourneyOnce;
+    auto once = preset == ImportPreset::kOnlineRetail      ? ImportOnlineRetailOnce
+                : preset == ImportPreset::kCompleteJourney ? ImportCompleteJourneyOnce
+                                                           : ImportCdnowOnce;
     AFFINITY_ASSIGN_OR_RETURN(ImportReport report, StrictAware(store, path, options, once));
     reports.push_back(std::move(report));
   }

@@ -274,6 +274,56 @@ class JsonlSource final : public RowSource {
   std::vector<std::string> empty_;
 };
 
+class WhitespaceSource final : public RowSource {
+ public:
+  WhitespaceSource(std::unique_ptr<LineReader> reader, std::vector<std::string> columns)
+      : reader_(std::move(reader)), header_(std::move(columns)) {}
+
+  Result<bool> Next() override {
+    error_.clear();
+    while (true) {
+      AFFINITY_ASSIGN_OR_RETURN(bool got, reader_->Next(&text_));
+      if (!got) return false;
+      fields_.clear();
+      size_t i = 0;
+      while (true) {
+        i = text_.find_first_not_of(" \t", i);
+        if (i == std::string::npos) break;
+        size_t end = text_.find_first_of(" \t", i);
+        if (end == std::string::npos) end = text_.size();
+        fields_.emplace_back(text_.substr(i, end - i));
+        i = end;
+      }
+      if (fields_.empty()) continue;  // blank line
+      if (fields_.size() != header_.size()) {
+        error_ = "expected " + std::to_string(header_.size()) + " fields, found " +
+                 std::to_string(fields_.size());
+      }
+      return true;
+    }
+  }
+  const std::string& record_error() const override { return error_; }
+  int64_t line() const override { return reader_->line_number(); }
+  std::optional<int> Resolve(std::string_view column) override {
+    auto it = std::find(header_.begin(), header_.end(), column);
+    if (it == header_.end()) return std::nullopt;
+    return static_cast<int>(it - header_.begin());
+  }
+  std::optional<std::string_view> Field(int column) override {
+    if (column < 0 || static_cast<size_t>(column) >= fields_.size()) return std::nullopt;
+    return std::string_view(fields_[column]);
+  }
+  double progress() const override { return reader_->progress(); }
+  const std::vector<std::string>& header() const override { return header_; }
+
+ private:
+  std::unique_ptr<LineReader> reader_;
+  std::vector<std::string> header_;
+  std::vector<std::string> fields_;
+  std::string text_;
+  std::string error_;
+};
+
 bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -295,6 +345,12 @@ Result<std::unique_ptr<RowSource>> OpenRowSource(const std::string& path, FileFo
   auto csv = std::make_unique<CsvSource>(std::move(reader), delimiter);
   AFFINITY_RETURN_IF_ERROR(csv->ReadHeader());
   return std::unique_ptr<RowSource>(std::move(csv));
+}
+
+Result<std::unique_ptr<RowSource>> OpenWhitespaceSource(const std::string& path,
+                                                        std::vector<std::string> columns) {
+  AFFINITY_ASSIGN_OR_RETURN(auto reader, LineReader::Open(path));
+  return std::unique_ptr<RowSource>(new WhitespaceSource(std::move(reader), std::move(columns)));
 }
 
 }  // namespace affinity

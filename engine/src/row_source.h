@@ -75,6 +75,12 @@ enum class FileFormat { kAuto, kCsv, kJsonl };
 Result<std::unique_ptr<RowSource>> OpenRowSource(const std::string& path, FileFormat format,
                                                  char delimiter = ',');
 
+// Opens a headerless file of whitespace-separated fields (such as the CDNOW sample), naming its
+// columns `columns`; a line with another number of fields is a malformed record. IOError if
+// unreadable.
+Result<std::unique_ptr<RowSource>> OpenWhitespaceSource(const std::string& path,
+                                                        std::vector<std::string> columns);
+
 // Splits one CSV record held in `text` (may contain newlines inside quotes) into fields.
 // Returns false with *error set for an unterminated quote or text after a closing quote.
 bool SplitCsvRecord(std::string_view text, char delimiter, std::vector<std::string>* fields,

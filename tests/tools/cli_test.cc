@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -39,7 +41,7 @@ nlohmann::json JsonOf(const RunResult& r) {
 }
 
 TEST(Cli, HelpOnEverySubcommandAndVersion) {
-  for (const char* sub : {"", "import ", "stats ", "demo-data "}) {
+  for (const char* sub : {"", "import ", "stats ", "insights ", "demo-data "}) {
     RunResult r = RunCli(std::string(sub) + "--help");
     EXPECT_EQ(r.exit_code, 0) << sub << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;
@@ -128,6 +130,50 @@ TEST(Cli, PresetImportOfTheRealSlice) {
   auto stats = JsonOf(RunCli("stats --json --db " + dir.Sub("db")));
   EXPECT_EQ(stats["customers"], 16);
   EXPECT_EQ(stats["events"], 206);
+}
+
+TEST(Cli, InsightsOnCdnowGivesTheDocumentedJson) {
+  std::string cdnow = std::string(AFFINITY_SHARED_DATA_DIR) + "/cdnow/CDNOW_sample.txt";
+  if (!std::ifstream(cdnow)) GTEST_SKIP() << "no " << cdnow;
+  ScratchDir dir;
+  ASSERT_EQ(RunCli("import --quiet --db " + dir.Sub("db") + " --preset cdnow " + cdnow).exit_code,
+            0);
+  RunResult r = RunCli("insights --db " + dir.Sub("db") +
+                       " --calibration-end 1997-09-30 --time-unit weeks --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = JsonOf(r);
+  EXPECT_NEAR(j["bgnbd"]["r"].get<double>(), 0.243, 0.01 * 0.243);
+  EXPECT_NEAR(j["bgnbd"]["alpha"].get<double>(), 4.414, 0.01 * 4.414);
+  EXPECT_NEAR(j["bgnbd"]["a"].get<double>(), 0.793, 0.01 * 0.793);
+  EXPECT_NEAR(j["bgnbd"]["b"].get<double>(), 2.426, 0.01 * 2.426);
+  EXPECT_NEAR(j["gamma_gamma"]["p"].get<double>(), 6.25, 0.01 * 6.25);
+  EXPECT_NEAR(j["gamma_gamma"]["q"].get<double>(), 3.74, 0.01 * 3.74);
+  EXPECT_NEAR(j["gamma_gamma"]["gamma"].get<double>(), 15.44, 0.01 * 15.44);
+  int64_t staged = 0;
+  for (const auto& [stage, n] : j["stages"].items()) staged += n.get<int64_t>();
+  EXPECT_EQ(staged, 2357);
+  EXPECT_GE(j["core_customers"]["share_of_value"].get<double>(), 0.8);
+  EXPECT_GT(j["core_customers"]["count"].get<int64_t>(), 0);
+  EXPECT_GT(j["core_customers"]["share_of_customers"].get<double>(), 0);
+  ASSERT_EQ(j["customers"].size(), 2357u);
+  EXPECT_TRUE(j["customers"][0].contains("p_alive"));
+  EXPECT_TRUE(j["customers"][0].contains("stage"));
+  // Rows to a file for large shops: the JSON names the file.
+  std::string rows = dir.Sub("rows.jsonl");
+  auto k = JsonOf(RunCli("insights --db " + dir.Sub("db") +
+                         " --calibration-end 1997-09-30 --json --customers-out " + rows));
+  EXPECT_EQ(k["customers"], rows);
+  EXPECT_EQ(std::count(std::istreambuf_iterator<char>(std::ifstream(rows).rdbuf()), {}, '\n'),
+            2357);
+  // One customer.
+  auto one = JsonOf(
+      RunCli("insights --db " + dir.Sub("db") + " --calibration-end 1997-09-30 --customer 00004"));
+  EXPECT_EQ(one["customer"], "00004");
+  // Bad input.
+  EXPECT_EQ(RunCli("insights --db " + dir.Sub("db") + " --calibration-end someday").exit_code, 2);
+  EXPECT_EQ(RunCli("insights --db " + dir.Sub("db") + " --time-unit months").exit_code, 2);
+  EXPECT_EQ(RunCli("insights --db " + dir.Sub("db") + " --customer nobody").exit_code, 1);
+  EXPECT_EQ(RunCli("insights --db " + dir.Sub("absent")).exit_code, 1);
 }
 
 }  // namespace

@@ -142,7 +142,7 @@ Command RegisterImport(CLI::App& app) {
       "Generic: --kind K [--columns 'field=column,...']; or a preset for a known public shop.\n"
       "Column fields and preset rules: docs/import.md. Re-importing a file changes nothing.");
   sub->add_option("--db", flags->db, "Store directory (created if missing)")->required();
-  sub->add_option("--preset", flags->preset, "online-retail | completejourney");
+  sub->add_option("--preset", flags->preset, "online-retail | completejourney | cdnow");
   sub->add_option("--kind", flags->kind, "customers | products | purchases (generic import)")
       ->capture_default_str();
   sub->add_option("--columns", flags->columns,

@@ -27,11 +27,12 @@ enum class ImportKind { kCustomers, kProducts, kPurchases };
 enum class ImportPreset {
   kOnlineRetail,     // UCI Online Retail (one CSV)
   kCompleteJourney,  // dunnhumby The Complete Journey (transactions and/or products CSV)
+  kCdnow,            // the CDNOW sample of Fader, Hardie & Lee (whitespace-separated text)
 };
 
 // "customers" / "products" / "purchases" and back; InvalidArgument (field "kind") otherwise.
 Result<ImportKind> ParseImportKind(std::string_view name);
-// "online-retail" / "completejourney"; InvalidArgument (field "preset") otherwise.
+// "online-retail" / "completejourney" / "cdnow"; InvalidArgument (field "preset") otherwise.
 Result<ImportPreset> ParseImportPreset(std::string_view name);
 
 // Progress of one file, reported about once a second and once at the end.
