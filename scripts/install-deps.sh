@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   g++ cmake ninja-build ccache pkg-config
-  zlib1g-dev librocksdb-dev nlohmann-json3-dev libcli11-dev
+  zlib1g-dev librocksdb-dev nlohmann-json3-dev libcli11-dev libeigen3-dev
   libgtest-dev libbenchmark-dev
 )
 if [[ "${AFFINITY_DEV_TOOLS:-0}" == 1 ]]; then

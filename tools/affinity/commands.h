@@ -17,6 +17,7 @@ Command RegisterImport(CLI::App& app);
 Command RegisterStats(CLI::App& app);
 Command RegisterDemoData(CLI::App& app);
 Command RegisterInsights(CLI::App& app);
+Command RegisterEvaluate(CLI::App& app);
 
 // Prints "affinity: <status>" to stderr and returns the exit code for it.
 int Fail(const Status& status);

@@ -1,0 +1,24 @@
+// Readers for public benchmark files that are not shops (no store involved).
+#pragma once
+
+#include <string>
+
+#include "affinity/models/csr_matrix.h"
+#include "affinity/status.h"
+
+namespace affinity {
+
+// A train/test split in the LightGCN format: one line per user, "user item item ...", 0-based
+// integer ids, space-separated (plain or .gz). Both matrices have the same shape: users and items
+// = 1 + the largest id seen in either file. Weights are 1.
+struct LightGcnSplit {
+  CsrMatrix train;
+  CsrMatrix test;
+};
+
+// InvalidArgument "path:line: reason" for a token that is not a non-negative integer; IOError if
+// a file cannot be read. A user listed twice has the union of the items; repeated items count once.
+Result<LightGcnSplit> ReadLightGcnSplit(const std::string& train_path,
+                                        const std::string& test_path);
+
+}  // namespace affinity

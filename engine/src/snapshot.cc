@@ -1,0 +1,264 @@
+#include "affinity/snapshot.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "affinity/time_util.h"
+
+namespace affinity {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr char kMatrixMagic[8] = {'A', 'F', 'F', 'M', 'A', 'T', '0', '1'};
+constexpr char kIdsMagic[8] = {'A', 'F', 'F', 'I', 'D', 'S', '0', '1'};
+
+std::string VersionName(int64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "v%06lld", static_cast<long long>(v));
+  return buf;
+}
+
+std::optional<int64_t> ParseVersionName(const std::string& name) {
+  if (name.size() < 2 || name[0] != 'v') return std::nullopt;
+  for (size_t i = 1; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return std::nullopt;
+  }
+  return std::stoll(name.substr(1));
+}
+
+Status Errno(const std::string& what, const std::string& path) {
+  return Status::IOError(what + " " + path + ": " + std::strerror(errno));
+}
+
+// Writes `data` to `path` and fsyncs it.
+Status WriteFileSynced(const std::string& path, const std::string& data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot create", path);
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status s = Errno("cannot write", path);
+      ::close(fd);
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    Status s = Errno("cannot fsync", path);
+    ::close(fd);
+    return s;
+  }
+  if (::close(fd) != 0) return Errno("cannot close", path);
+  return Status::Ok();
+}
+
+Status SyncDirectory(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open directory", path);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Errno("cannot fsync directory", path);
+  return Status::Ok();
+}
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+template <typename T>
+void Put(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+
+template <typename T>
+bool Get(std::string_view* in, T* v) {
+  if (in->size() < sizeof(T)) return false;
+  std::memcpy(v, in->data(), sizeof(T));
+  in->remove_prefix(sizeof(T));
+  return true;
+}
+
+std::string EncodeMatrix(const RowMajorMatrixXf& m) {
+  std::string out(kMatrixMagic, sizeof(kMatrixMagic));
+  Put<uint64_t>(&out, static_cast<uint64_t>(m.rows()));
+  Put<uint64_t>(&out, static_cast<uint64_t>(m.cols()));
+  out.append(reinterpret_cast<const char*>(m.data()),
+             sizeof(float) * static_cast<size_t>(m.size()));
+  return out;
+}
+
+Status DecodeMatrix(std::string_view in, const std::string& path, RowMajorMatrixXf* m) {
+  uint64_t rows = 0, cols = 0;
+  if (in.size() < sizeof(kMatrixMagic) || std::memcmp(in.data(), kMatrixMagic, 8) != 0) {
+    return Status::Corruption(path + ": not a factor matrix file");
+  }
+  in.remove_prefix(8);
+  if (!Get(&in, &rows) || !Get(&in, &cols) || in.size() != rows * cols * sizeof(float)) {
+    return Status::Corruption(path + ": size does not match its header");
+  }
+  m->resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
+  std::memcpy(m->data(), in.data(), in.size());
+  return Status::Ok();
+}
+
+std::string EncodeIds(const std::vector<std::string>& ids) {
+  std::string out(kIdsMagic, sizeof(kIdsMagic));
+  Put<uint64_t>(&out, ids.size());
+  for (const auto& id : ids) {
+    Put<uint32_t>(&out, static_cast<uint32_t>(id.size()));
+    out += id;
+  }
+  return out;
+}
+
+Status DecodeIds(std::string_view in, const std::string& path, std::vector<std::string>* ids) {
+  uint64_t count = 0;
+  if (in.size() < 8 || std::memcmp(in.data(), kIdsMagic, 8) != 0) {
+    return Status::Corruption(path + ": not an id map file");
+  }
+  in.remove_prefix(8);
+  if (!Get(&in, &count)) return Status::Corruption(path + ": truncated");
+  ids->clear();
+  ids->reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    uint32_t len = 0;
+    if (!Get(&in, &len) || in.size() < len) return Status::Corruption(path + ": truncated");
+    ids->emplace_back(in.substr(0, len));
+    in.remove_prefix(len);
+  }
+  if (!in.empty()) return Status::Corruption(path + ": trailing bytes");
+  return Status::Ok();
+}
+
+uint32_t Crc32(const std::string& data) {
+  return static_cast<uint32_t>(
+      crc32(0L, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+}
+
+}  // namespace
+
+Result<std::vector<int64_t>> ListSnapshots(const std::string& root) {
+  std::vector<int64_t> versions;
+  std::error_code ec;
+  if (!fs::exists(root, ec)) return versions;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (!entry.is_directory()) continue;
+    if (auto v = ParseVersionName(entry.path().filename().string())) versions.push_back(*v);
+  }
+  if (ec) return Status::IOError("cannot list " + root + ": " + ec.message());
+  std::sort(versions.begin(), versions.end());
+  return versions;
+}
+
+Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot) {
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) return Status::IOError("cannot create " + root + ": " + ec.message());
+  // Clean temporary directories left by an interrupted publish.
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (entry.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(entry.path(), ec);
+  }
+  AFFINITY_ASSIGN_OR_RETURN(std::vector<int64_t> versions, ListSnapshots(root));
+  const int64_t version = versions.empty() ? 1 : versions.back() + 1;
+  const std::string name = VersionName(version);
+  const std::string tmp = (fs::path(root) / (".tmp-" + name)).string();
+  fs::create_directories(tmp, ec);
+  if (ec) return Status::IOError("cannot create " + tmp + ": " + ec.message());
+
+  nlohmann::json manifest = snapshot.manifest;
+  manifest["format"] = 1;
+  manifest["version"] = version;
+  manifest["created_at"] =
+      snapshot.created_at.empty()
+          ? FormatTimestamp(std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count())
+          : snapshot.created_at;
+  manifest["factors"] = snapshot.item_factors.cols();
+  manifest["customers"] = snapshot.user_factors.rows();
+  manifest["products"] = snapshot.item_factors.rows();
+  const std::pair<const char*, std::string> files[] = {
+      {"user_factors.f32", EncodeMatrix(snapshot.user_factors)},
+      {"item_factors.f32", EncodeMatrix(snapshot.item_factors)},
+      {"customers.ids", EncodeIds(snapshot.customer_ids)},
+      {"products.ids", EncodeIds(snapshot.product_ids)},
+  };
+  for (const auto& [file, data] : files) {
+    AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
+    manifest["files"][file] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
+  }
+  AFFINITY_RETURN_IF_ERROR(
+      WriteFileSynced((fs::path(tmp) / "manifest.json").string(), manifest.dump(2) + "\n"));
+  AFFINITY_RETURN_IF_ERROR(SyncDirectory(tmp));
+  const std::string final_dir = (fs::path(root) / name).string();
+  if (::rename(tmp.c_str(), final_dir.c_str()) != 0) return Errno("cannot rename to", final_dir);
+  AFFINITY_RETURN_IF_ERROR(SyncDirectory(root));
+  // CURRENT is replaced by rename, so readers see the old or the new name, never a partial one.
+  const std::string current_tmp = (fs::path(root) / ".tmp-CURRENT").string();
+  AFFINITY_RETURN_IF_ERROR(WriteFileSynced(current_tmp, name + "\n"));
+  const std::string current = (fs::path(root) / "CURRENT").string();
+  if (::rename(current_tmp.c_str(), current.c_str()) != 0)
+    return Errno("cannot rename to", current);
+  AFFINITY_RETURN_IF_ERROR(SyncDirectory(root));
+  return version;
+}
+
+Result<Snapshot> LoadSnapshot(const std::string& root, std::optional<int64_t> version) {
+  std::string name;
+  if (version) {
+    name = VersionName(*version);
+  } else {
+    auto current = ReadFile((fs::path(root) / "CURRENT").string());
+    if (!current.ok()) return Status::NotFound("no current snapshot in " + root);
+    name = *current;
+    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+    if (!ParseVersionName(name)) return Status::Corruption(root + "/CURRENT names no version");
+  }
+  const fs::path dir = fs::path(root) / name;
+  if (!fs::exists(dir)) return Status::NotFound("no snapshot " + dir.string());
+  Snapshot s;
+  s.version = *ParseVersionName(name);
+  AFFINITY_ASSIGN_OR_RETURN(std::string manifest_text, ReadFile((dir / "manifest.json").string()));
+  s.manifest = nlohmann::json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
+  if (s.manifest.is_discarded() || !s.manifest.contains("files")) {
+    return Status::Corruption(dir.string() + "/manifest.json is not a snapshot manifest");
+  }
+  s.created_at = s.manifest.value("created_at", "");
+  for (const char* file :
+       {"user_factors.f32", "item_factors.f32", "customers.ids", "products.ids"}) {
+    const std::string path = (dir / file).string();
+    AFFINITY_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+    const auto& expected = s.manifest["files"][file];
+    if (!expected.is_object() || expected.value("crc32", 0u) != Crc32(data) ||
+        expected.value("bytes", uint64_t{0}) != data.size()) {
+      return Status::Corruption(path + ": checksum does not match the manifest");
+    }
+    std::string_view view(data);
+    if (std::string_view(file) == "user_factors.f32") {
+      AFFINITY_RETURN_IF_ERROR(DecodeMatrix(view, path, &s.user_factors));
+    } else if (std::string_view(file) == "item_factors.f32") {
+      AFFINITY_RETURN_IF_ERROR(DecodeMatrix(view, path, &s.item_factors));
+    } else if (std::string_view(file) == "customers.ids") {
+      AFFINITY_RETURN_IF_ERROR(DecodeIds(view, path, &s.customer_ids));
+    } else {
+      AFFINITY_RETURN_IF_ERROR(DecodeIds(view, path, &s.product_ids));
+    }
+  }
+  return s;
+}
+
+}  // namespace affinity

@@ -1,0 +1,89 @@
+#include "affinity/snapshot.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+
+namespace affinity {
+namespace {
+
+using testing::ScratchDir;
+namespace fs = std::filesystem;
+
+Snapshot Make(int d, float fill) {
+  Snapshot s;
+  s.user_factors = RowMajorMatrixXf::Constant(3, d, fill);
+  s.user_factors(1, 0) = -2.5f;
+  s.item_factors = RowMajorMatrixXf::Constant(2, d, fill + 1);
+  s.customer_ids = {"alice", "", "carol"};  // a hole, as after forgetting a customer
+  s.product_ids = {"mug", "tea"};
+  s.manifest = {{"model", "ials"}, {"metrics", {{"recall@20", 0.25}}}};
+  return s;
+}
+
+TEST(Snapshot, PublishAndLoadRoundTrip) {
+  ScratchDir dir;
+  const std::string root = dir.Sub("snapshots");
+  EXPECT_EQ(LoadSnapshot(root).status().code(), StatusCode::kNotFound);
+  auto v1 = PublishSnapshot(root, Make(4, 0.5f));
+  ASSERT_TRUE(v1.ok()) << v1.status().ToString();
+  EXPECT_EQ(*v1, 1);
+  auto v2 = PublishSnapshot(root, Make(4, 1.5f));
+  ASSERT_TRUE(v2.ok());
+  EXPECT_EQ(*v2, 2);
+  EXPECT_EQ(*ListSnapshots(root), (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(testing::ReadFile(root + "/CURRENT"), "v000002\n");
+
+  auto current = LoadSnapshot(root);
+  ASSERT_TRUE(current.ok()) << current.status().ToString();
+  EXPECT_EQ(current->version, 2);
+  EXPECT_EQ(current->user_factors, Make(4, 1.5f).user_factors);
+  EXPECT_EQ(current->item_factors, Make(4, 1.5f).item_factors);
+  EXPECT_EQ(current->customer_ids, (std::vector<std::string>{"alice", "", "carol"}));
+  EXPECT_EQ(current->product_ids, (std::vector<std::string>{"mug", "tea"}));
+  EXPECT_EQ(current->manifest["model"], "ials");
+  EXPECT_EQ(current->manifest["metrics"]["recall@20"], 0.25);
+  EXPECT_EQ(current->manifest["factors"], 4);
+  auto old = LoadSnapshot(root, 1);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->user_factors, Make(4, 0.5f).user_factors);
+  EXPECT_EQ(LoadSnapshot(root, 7).status().code(), StatusCode::kNotFound);
+}
+
+TEST(Snapshot, CorruptFilesAreDetected) {
+  ScratchDir dir;
+  const std::string root = dir.Sub("snapshots");
+  ASSERT_TRUE(PublishSnapshot(root, Make(3, 1.0f)).ok());
+  const std::string path = root + "/v000001/item_factors.f32";
+  std::string data = testing::ReadFile(path);
+  data[data.size() - 1] ^= 0x40;  // one flipped bit in the last float
+  std::ofstream(path, std::ios::binary) << data;
+  auto s = LoadSnapshot(root);
+  EXPECT_EQ(s.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(s.status().message().find("item_factors.f32"), std::string::npos);
+}
+
+// A publish interrupted before its renames leaves a temporary directory and the old CURRENT:
+// loading still gives the previous snapshot, and the next publish cleans up and goes on.
+TEST(Snapshot, InterruptedPublishKeepsThePreviousCurrent) {
+  ScratchDir dir;
+  const std::string root = dir.Sub("snapshots");
+  ASSERT_TRUE(PublishSnapshot(root, Make(2, 1.0f)).ok());
+  fs::create_directories(root + "/.tmp-v000002");
+  std::ofstream(root + "/.tmp-v000002/user_factors.f32") << "half a file";
+  auto s = LoadSnapshot(root);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->version, 1);
+  EXPECT_EQ(*ListSnapshots(root), (std::vector<int64_t>{1}));
+  auto v = PublishSnapshot(root, Make(2, 3.0f));
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(*v, 2);
+  EXPECT_FALSE(fs::exists(root + "/.tmp-v000002"));
+  EXPECT_EQ(LoadSnapshot(root)->version, 2);
+}
+
+}  // namespace
+}  // namespace affinity
