@@ -57,6 +57,12 @@ Result<CsrMatrix> ToCsr(Pairs& pairs, int64_t rows, int64_t cols) {
 
 }  // namespace
 
+Result<CsrMatrix> ReadLightGcnFile(const std::string& path) {
+  Pairs pairs;
+  AFFINITY_RETURN_IF_ERROR(ReadPairs(path, &pairs));
+  return ToCsr(pairs, 1 + pairs.max_user, 1 + pairs.max_item);
+}
+
 Result<LightGcnSplit> ReadLightGcnSplit(const std::string& train_path,
                                         const std::string& test_path) {
   Pairs train, test;

@@ -1,8 +1,19 @@
 #include "affinity/interactions.h"
 
+#include <cmath>
+
 namespace affinity {
 
 Result<CsrMatrix> ReadPurchaseMatrix(const Store& store, const InteractionOptions& options) {
+  if (options.half_life_days && !(*options.half_life_days > 0)) {
+    return Status::InvalidArgument("half_life_days must be > 0", "half_life_days");
+  }
+  std::optional<UnixSeconds> reference =
+      options.reference_time ? options.reference_time : options.to;
+  if (options.half_life_days && !reference) {
+    AFFINITY_ASSIGN_OR_RETURN(StoreStats stats, store.ComputeStats());
+    reference = stats.last_event.value_or(0);
+  }
   // Read the limits first: ids allocated by concurrent writers after this point are skipped.
   const int64_t rows = store.customer_id_limit();
   const int64_t cols = store.product_id_limit();
@@ -16,8 +27,13 @@ Result<CsrMatrix> ReadPurchaseMatrix(const Store& store, const InteractionOption
     if (e.type == EventType::kPurchase) sign = 1;
     if (e.type == EventType::kReturn && options.subtract_returns) sign = -1;
     if (sign == 0) return true;
+    double weight = e.quantity;
+    if (options.half_life_days) {
+      const double age_days = static_cast<double>(*reference - e.time) / 86400.0;
+      weight *= std::exp2(-age_days / *options.half_life_days);
+    }
     add_status = builder.Add(e.customer.value, static_cast<int32_t>(e.product.value),
-                             sign * static_cast<float>(e.quantity));
+                             sign * static_cast<float>(weight));
     return add_status.ok();
   }));
   AFFINITY_RETURN_IF_ERROR(add_status);

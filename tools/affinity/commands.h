@@ -18,6 +18,7 @@ Command RegisterStats(CLI::App& app);
 Command RegisterDemoData(CLI::App& app);
 Command RegisterInsights(CLI::App& app);
 Command RegisterEvaluate(CLI::App& app);
+Command RegisterTrain(CLI::App& app);
 
 // Prints "affinity: <status>" to stderr and returns the exit code for it.
 int Fail(const Status& status);

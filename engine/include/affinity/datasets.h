@@ -16,6 +16,10 @@ struct LightGcnSplit {
   CsrMatrix test;
 };
 
+// One LightGCN-format file as a matrix with 1 + the largest user id rows and 1 + the largest item
+// id columns. Errors as for ReadLightGcnSplit.
+Result<CsrMatrix> ReadLightGcnFile(const std::string& path);
+
 // InvalidArgument "path:line: reason" for a token that is not a non-negative integer; IOError if
 // a file cannot be read. A user listed twice has the union of the items; repeated items count once.
 Result<LightGcnSplit> ReadLightGcnSplit(const std::string& train_path,

@@ -16,12 +16,18 @@ struct InteractionOptions {
   std::optional<UnixSeconds> to;
   // Subtract returned quantity from purchased quantity. Default true.
   bool subtract_returns = true;
+  // Recency weighting: each event's quantity counts 0.5^(age / half_life_days), its age measured
+  // from `reference_time` (default: `to`, else the newest event). Unset: no decay.
+  std::optional<double> half_life_days;
+  std::optional<UnixSeconds> reference_time;
 };
 
 // Builds a CSR matrix with rows = store.customer_id_limit(), cols = store.product_id_limit()
-// (indexed by internal id), whose (c, p) weight is the purchased quantity of p by c in the window
-// (minus returns); pairs with weight <= 0 are left out. Views and carts are ignored.
-// Fails with the store's error (IOError, Corruption).
+// (indexed by internal id), whose (c, p) weight is
+//   r_cp = Σ_{purchases of p by c in the window} quantity · decay  -  (the same over returns),
+// decay = 0.5^(age_days / half_life_days) (1 without a half-life); pairs with r <= 0 are left
+// out. Views and carts are ignored. InvalidArgument for a half-life <= 0; the store's
+// IOError/Corruption.
 Result<CsrMatrix> ReadPurchaseMatrix(const Store& store, const InteractionOptions& options);
 
 }  // namespace affinity

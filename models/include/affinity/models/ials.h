@@ -36,10 +36,11 @@ enum class ConfidenceTransform {
 enum class IalsSolver { kConjugateGradient, kCholesky };
 
 struct IalsOptions {
-  // Embedding dimension d. Default 64. Cost per epoch ~ nnz·d·cg_steps + (users+items)·d²·cg_steps.
-  int factors = 64;
-  // Alternating epochs (users, then items). Default 15.
-  int iterations = 15;
+  // Embedding dimension d. Default 256. Cost per epoch ~ nnz·d·cg_steps +
+  // (users+items)·d²·cg_steps.
+  int factors = 256;
+  // Alternating epochs (users, then items). Default 16.
+  int iterations = 16;
   // α₀: weight of every (user, item) pair pulled towards 0. Default 0.1. Smaller values let
   // observed pairs dominate (typical 0.001 - 1).
   double unobserved_weight = 0.1;

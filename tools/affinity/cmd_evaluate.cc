@@ -1,0 +1,204 @@
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "affinity/datasets.h"
+#include "affinity/evaluation.h"
+#include "affinity/store.h"
+#include "affinity/time_split.h"
+#include "affinity/time_util.h"
+#include "commands.h"
+#include "ials_flags.h"
+
+namespace affinity::cli {
+namespace {
+
+struct EvaluateFlags {
+  std::string protocol;
+  std::string train, test;  // lightgcn
+  std::string db, cutoff;   // time-split
+  int horizon_days = 30;
+  bool include_repeats = false;
+  std::vector<std::string> baselines = {"popularity", "item_knn", "repeat", "ease"};
+  bool json = false;
+  bool quiet = false;
+  bool no_tune = false;
+  double tune_seconds = 240;
+  double filter_weight = 0.3;
+  IalsFlags ials;
+};
+
+nlohmann::json TuningJson(const TuningResult& t) {
+  nlohmann::json trials = nlohmann::json::array();
+  for (const auto& x : t.trials) {
+    trials.push_back({{"unobserved_weight", x.unobserved_weight},
+                      {"regularization", x.regularization},
+                      {"validation_ndcg@20", x.ndcg20},
+                      {"validation_recall@20", x.recall20},
+                      {"seconds", x.seconds}});
+  }
+  return {{"trials", trials},
+          {"chosen",
+           {{"unobserved_weight", t.chosen.unobserved_weight},
+            {"regularization", t.chosen.regularization}}},
+          {"seconds", t.seconds}};
+}
+
+nlohmann::json ModelJson(const ModelEvaluation& m) {
+  nlohmann::json j = {{"train_seconds", m.train_seconds}, {"eval_seconds", m.eval_seconds}};
+  for (const auto& [k, v] : m.metrics) j[k] = v;
+  if (!m.skipped.empty()) j["skipped"] = m.skipped;
+  return j;
+}
+
+int Run(EvaluateFlags& f) {
+  EvaluationOptions options;
+  if (Status s = f.ials.Fill(&options.ials); !s.ok()) return Fail(s);
+  options.baselines = f.baselines;
+  options.filter_weight = f.filter_weight;
+  options.tuning.budget_seconds = f.tune_seconds;
+  // Tuning chooses α₀ and λ; a user who sets either has chosen.
+  options.tuning.enabled = !f.no_tune && !f.ials.explicit_weights();
+  options.eval.num_threads = options.ials.num_threads;
+  if (!f.quiet) {
+    options.on_progress = [](const IalsProgress& p) {
+      std::fprintf(stderr, "iALS epoch %d: loss %.6f, %.2f s\n", p.iteration, p.loss, p.seconds);
+    };
+  }
+
+  CsrMatrix train, test;
+  nlohmann::json protocol;
+  if (f.protocol == "lightgcn") {
+    if (f.train.empty() || f.test.empty()) {
+      return Fail(Status::InvalidArgument("--protocol lightgcn needs --train and --test", "train"));
+    }
+    auto split = ReadLightGcnSplit(f.train, f.test);
+    if (!split.ok()) return Fail(split.status());
+    train = std::move(split->train);
+    test = std::move(split->test);
+    protocol = {{"name", "lightgcn"}, {"train", f.train}, {"test", f.test}};
+  } else if (f.protocol == "time-split") {
+    if (f.db.empty() || f.cutoff.empty()) {
+      return Fail(
+          Status::InvalidArgument("--protocol time-split needs --db and --cutoff", "cutoff"));
+    }
+    auto cutoff = ParseTimestamp(f.cutoff);
+    if (!cutoff.ok()) return Fail(Status::InvalidArgument(cutoff.status().message(), "cutoff"));
+    StoreOptions so;
+    so.read_only = true;
+    auto store = Store::Open(f.db, so);
+    if (!store.ok()) return Fail(store.status());
+    TimeSplitOptions to;
+    to.cutoff = *cutoff;
+    to.horizon_days = f.horizon_days;
+    to.include_repeats = f.include_repeats;
+    auto split = MakeTimeSplit(**store, to);
+    if (!split.ok()) return Fail(split.status());
+    train = std::move(split->train);
+    test = std::move(split->test);
+    protocol = {{"name", "time-split"},
+                {"db", f.db},
+                {"cutoff", FormatTimestamp(*cutoff)},
+                {"horizon_days", f.horizon_days},
+                {"include_repeats", f.include_repeats}};
+  } else {
+    return Fail(Status::InvalidArgument(
+        "--protocol must be lightgcn or time-split (got '" + f.protocol + "')", "protocol"));
+  }
+  auto run = EvaluateModels(train, test, options);
+  if (!run.ok()) return Fail(run.status());
+  if (run->tuning && !f.quiet) {
+    for (const auto& t : run->tuning->trials) {
+      std::fprintf(stderr,
+                   "tuning: unobserved_weight %g, regularization %g -> validation ndcg@20 "
+                   "%.4f, recall@20 %.4f (%.1f s)\n",
+                   t.unobserved_weight, t.regularization, t.ndcg20, t.recall20, t.seconds);
+    }
+  }
+  std::fprintf(
+      stderr, "hyperparameters: %s, filter_weight %g%s\n",
+      IalsOptionsJson(run->ials_options).dump().c_str(), f.filter_weight,
+      run->tuning ? " (alpha0 and lambda tuned on a validation split of the training data)" : "");
+
+  nlohmann::json baselines = nlohmann::json::object();
+  for (const auto& b : run->baselines) baselines[b.name] = ModelJson(b);
+  if (run->plain_ials) baselines["ials"] = ModelJson(*run->plain_ials);
+  nlohmann::json losses = nlohmann::json::array();
+  for (const auto& p : run->progress) losses.push_back(p.loss);
+  nlohmann::json j = {
+      {"protocol", protocol},
+      {"data",
+       {{"users", run->users},
+        {"items", run->items},
+        {"train_interactions", run->train_nnz},
+        {"test_interactions", run->test_nnz},
+        {"test_users", run->test_users}}},
+      {"model", run->ials.name},
+      {"options", IalsOptionsJson(run->ials_options)},
+      {"filter_weight", f.filter_weight},
+      {"tuning", run->tuning ? TuningJson(*run->tuning) : nlohmann::json(nullptr)},
+      {"metrics", run->ials.metrics},
+      {"train_seconds", run->ials.train_seconds},
+      {"eval_seconds", run->ials.eval_seconds},
+      {"loss_per_epoch", losses},
+      {"gflops_per_second", run->ials_gflops_per_second},
+      {"baselines", baselines},
+      {"peak_rss_mb", static_cast<double>(PeakRssBytes()) / (1 << 20)},
+  };
+  if (f.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%-12s", "model");
+  for (const auto& [k, v] : run->ials.metrics) std::printf(" %12s", k.c_str());
+  std::printf(" %9s\n", "train s");
+  auto row = [&](const ModelEvaluation& m) {
+    std::printf("%-12s", m.name.c_str());
+    if (!m.skipped.empty()) {
+      std::printf(" skipped: %s\n", m.skipped.c_str());
+      return;
+    }
+    for (const auto& [k, v] : m.metrics) std::printf(" %12.4f", v);
+    std::printf(" %9.2f\n", m.train_seconds);
+  };
+  row(run->ials);
+  if (run->plain_ials) row(*run->plain_ials);
+  for (const auto& b : run->baselines) row(b);
+  return 0;
+}
+
+}  // namespace
+
+Command RegisterEvaluate(CLI::App& app) {
+  auto f = std::make_shared<EvaluateFlags>();
+  CLI::App* sub = app.add_subcommand(
+      "evaluate",
+      "Offline evaluation of iALS against the baselines (popularity, item-kNN, repeat, EASE):\n"
+      "Recall, NDCG, HitRate and coverage at 10 and 20, ranking all items, training items "
+      "excluded.");
+  sub->add_option("--protocol", f->protocol, "lightgcn | time-split")->required();
+  sub->add_option("--train", f->train, "lightgcn: training file (user item item ...)");
+  sub->add_option("--test", f->test, "lightgcn: test file");
+  sub->add_option("--db", f->db, "time-split: store directory");
+  sub->add_option("--cutoff", f->cutoff, "time-split: train before this date, test after");
+  sub->add_option("--horizon-days", f->horizon_days, "time-split: length of the test period")
+      ->capture_default_str();
+  sub->add_flag("--include-repeats", f->include_repeats,
+                "time-split: keep re-purchases in the test set");
+  sub->add_option("--baselines", f->baselines, "Baselines to run (none: --baselines '')")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("--filter-weight", f->filter_weight,
+                  "Weight of the normalized item filter blended with iALS (0: iALS alone)")
+      ->capture_default_str();
+  sub->add_flag("--no-tune", f->no_tune,
+                "Skip the built-in tuning of --unobserved-weight and --regularization");
+  sub->add_option("--tune-seconds", f->tune_seconds, "Time budget of the tuning")
+      ->capture_default_str();
+  sub->add_flag("--json", f->json, "Print one JSON object");
+  sub->add_flag("-q,--quiet", f->quiet, "No progress output");
+  f->ials.Register(sub);
+  return [f] { return Run(*f); };
+}
+
+}  // namespace affinity::cli

@@ -1,0 +1,95 @@
+// iALS model flags shared by the subcommands that train (evaluate, and train later): they fill
+// IalsOptions, and IalsOptionsJson renders the options for reports.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "affinity/models/ials.h"
+
+namespace affinity::cli {
+
+struct IalsFlags {
+  IalsOptions options;
+  std::string confidence = "log";
+  std::string solver = "cg";
+  CLI::Option* unobserved_weight_ = nullptr;
+  CLI::Option* regularization_ = nullptr;
+
+  // True if the user set --unobserved-weight or --regularization (then they are not tuned).
+  bool explicit_weights() const {
+    return (unobserved_weight_ && unobserved_weight_->count() > 0) ||
+           (regularization_ && regularization_->count() > 0);
+  }
+
+  void Register(CLI::App* sub) {
+    IalsOptions& o = options;
+    sub->add_option("--factors", o.factors, "Embedding dimension")->capture_default_str();
+    sub->add_option("--iterations", o.iterations, "ALS epochs")->capture_default_str();
+    unobserved_weight_ = sub->add_option("--unobserved-weight", o.unobserved_weight,
+                                         "alpha0: weight pulling every unobserved pair to 0 "
+                                         "(tuned when not given)");
+    unobserved_weight_->capture_default_str();
+    sub->add_option("--popularity-exponent", o.unobserved_popularity_exponent,
+                    "eta: unobserved weight of item i proportional to count_i^eta (0: uniform)")
+        ->capture_default_str();
+    regularization_ =
+        sub->add_option("--regularization", o.regularization, "lambda (tuned when not given)");
+    regularization_->capture_default_str();
+    sub->add_option("--reg-exponent", o.regularization_exponent,
+                    "nu: lambda scaled by (|I_u| + alpha0 |I|)^nu (0: plain lambda)")
+        ->capture_default_str();
+    sub->add_option("--alpha", o.confidence_alpha, "Confidence c = 1 + alpha f(r)")
+        ->capture_default_str();
+    sub->add_option("--confidence", confidence, "f: binary | log | linear")->capture_default_str();
+    sub->add_option("--solver", solver, "cg | cholesky")->capture_default_str();
+    sub->add_option("--cg-steps", o.cg_steps, "Conjugate-gradient steps per row and epoch")
+        ->capture_default_str();
+    sub->add_option("--init-stddev", o.init_stddev, "Initial factors ~ N(0, s / sqrt(d))")
+        ->capture_default_str();
+    sub->add_option("--seed", o.seed, "Random seed")->capture_default_str();
+    sub->add_option("--threads", o.num_threads, "Threads (0 = all cores)")->capture_default_str();
+  }
+
+  // Copies the flags into `out`; InvalidArgument naming the flag for a bad value.
+  Status Fill(IalsOptions* out) const {
+    *out = options;
+    if (confidence == "binary") {
+      out->confidence = ConfidenceTransform::kBinary;
+    } else if (confidence == "log") {
+      out->confidence = ConfidenceTransform::kLog;
+    } else if (confidence == "linear") {
+      out->confidence = ConfidenceTransform::kLinear;
+    } else {
+      return Status::InvalidArgument("--confidence must be binary, log or linear", "confidence");
+    }
+    if (solver == "cg") {
+      out->solver = IalsSolver::kConjugateGradient;
+    } else if (solver == "cholesky") {
+      out->solver = IalsSolver::kCholesky;
+    } else {
+      return Status::InvalidArgument("--solver must be cg or cholesky", "solver");
+    }
+    return out->Validate();
+  }
+};
+
+inline nlohmann::json IalsOptionsJson(const IalsOptions& o) {
+  static const char* kConfidence[] = {"binary", "log", "linear"};
+  return {{"factors", o.factors},
+          {"iterations", o.iterations},
+          {"unobserved_weight", o.unobserved_weight},
+          {"popularity_exponent", o.unobserved_popularity_exponent},
+          {"regularization", o.regularization},
+          {"reg_exponent", o.regularization_exponent},
+          {"alpha", o.confidence_alpha},
+          {"confidence", kConfidence[static_cast<int>(o.confidence)]},
+          {"solver", o.solver == IalsSolver::kCholesky ? "cholesky" : "cg"},
+          {"cg_steps", o.cg_steps},
+          {"init_stddev", o.init_stddev},
+          {"seed", o.seed},
+          {"threads", o.num_threads}};
+}
+
+}  // namespace affinity::cli
