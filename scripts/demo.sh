@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quickstart 1: install dependencies, build, generate a synthetic demo shop, import it into an
-# embedded RocksDB store under ./data/shop, and run the main jobs on it (for now: stats and
-# customer insights).
+# embedded RocksDB store under ./data/shop, and run the main jobs on it: stats, customer insights,
+# and the retraining job (a model snapshot under ./data/snapshots).
 # Re-running it is safe: the generator is deterministic and imports are idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +17,4 @@ $bin import --db data/shop --kind purchases \
   data/demo/purchases.csv
 $bin stats --db data/shop
 $bin insights --db data/shop
+$bin train --db data/shop --snapshots data/snapshots

@@ -130,7 +130,26 @@ bool EndsInsideQuotes(std::string_view text, char delimiter) {
   return quoted;
 }
 
-class CsvSource final : public RowSource {
+// A source whose records are fields under a fixed list of column names (CSV, whitespace).
+class FieldsSource : public RowSource {
+ public:
+  std::optional<int> Resolve(std::string_view column) override {
+    auto it = std::find(header_.begin(), header_.end(), column);
+    if (it == header_.end()) return std::nullopt;
+    return static_cast<int>(it - header_.begin());
+  }
+  std::optional<std::string_view> Field(int column) override {
+    if (column < 0 || static_cast<size_t>(column) >= fields_.size()) return std::nullopt;
+    return std::string_view(fields_[column]);
+  }
+  const std::vector<std::string>& header() const override { return header_; }
+
+ protected:
+  std::vector<std::string> header_;
+  std::vector<std::string> fields_;
+};
+
+class CsvSource final : public FieldsSource {
  public:
   CsvSource(std::unique_ptr<LineReader> reader, char delimiter)
       : reader_(std::move(reader)), delimiter_(delimiter) {}
@@ -170,17 +189,7 @@ class CsvSource final : public RowSource {
 
   const std::string& record_error() const override { return error_; }
   int64_t line() const override { return line_; }
-  std::optional<int> Resolve(std::string_view column) override {
-    auto it = std::find(header_.begin(), header_.end(), column);
-    if (it == header_.end()) return std::nullopt;
-    return static_cast<int>(it - header_.begin());
-  }
-  std::optional<std::string_view> Field(int column) override {
-    if (column < 0 || static_cast<size_t>(column) >= fields_.size()) return std::nullopt;
-    return std::string_view(fields_[column]);
-  }
   double progress() const override { return reader_->progress(); }
-  const std::vector<std::string>& header() const override { return header_; }
 
  private:
   // Reads one logical record (joining physical lines while inside quotes). `strip_bom` removes a
@@ -203,8 +212,6 @@ class CsvSource final : public RowSource {
 
   std::unique_ptr<LineReader> reader_;
   char delimiter_;
-  std::vector<std::string> header_;
-  std::vector<std::string> fields_;
   std::string record_;
   std::string continuation_;
   std::string error_;
@@ -274,10 +281,12 @@ class JsonlSource final : public RowSource {
   std::vector<std::string> empty_;
 };
 
-class WhitespaceSource final : public RowSource {
+class WhitespaceSource final : public FieldsSource {
  public:
   WhitespaceSource(std::unique_ptr<LineReader> reader, std::vector<std::string> columns)
-      : reader_(std::move(reader)), header_(std::move(columns)) {}
+      : reader_(std::move(reader)) {
+    header_ = std::move(columns);
+  }
 
   Result<bool> Next() override {
     error_.clear();
@@ -304,22 +313,10 @@ class WhitespaceSource final : public RowSource {
   }
   const std::string& record_error() const override { return error_; }
   int64_t line() const override { return reader_->line_number(); }
-  std::optional<int> Resolve(std::string_view column) override {
-    auto it = std::find(header_.begin(), header_.end(), column);
-    if (it == header_.end()) return std::nullopt;
-    return static_cast<int>(it - header_.begin());
-  }
-  std::optional<std::string_view> Field(int column) override {
-    if (column < 0 || static_cast<size_t>(column) >= fields_.size()) return std::nullopt;
-    return std::string_view(fields_[column]);
-  }
   double progress() const override { return reader_->progress(); }
-  const std::vector<std::string>& header() const override { return header_; }
 
  private:
   std::unique_ptr<LineReader> reader_;
-  std::vector<std::string> header_;
-  std::vector<std::string> fields_;
   std::string text_;
   std::string error_;
 };

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "affinity/datasets.h"
+#include "affinity/evaluation.h"
 #include "affinity/interactions.h"
 #include "affinity/snapshot.h"
 #include "affinity/store.h"
@@ -25,17 +26,7 @@ struct TrainFlags {
   IalsFlags ials;
 };
 
-int64_t PeakRssMb() {
-  std::FILE* f = std::fopen("/proc/self/status", "r");
-  if (!f) return 0;
-  char line[256];
-  long long kb = 0;
-  while (std::fgets(line, sizeof(line), f)) {
-    if (std::sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
-  }
-  std::fclose(f);
-  return kb / 1024;
-}
+int64_t PeakRssMb() { return PeakRssBytes() >> 20; }
 
 int Run(TrainFlags& f) {
   const auto start = std::chrono::steady_clock::now();
