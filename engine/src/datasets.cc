@@ -47,6 +47,18 @@ Status ReadPairs(const std::string& path, Pairs* out) {
   return Status::Ok();
 }
 
+// The format's ids are dense 0..N-1; an id far beyond the number of entries is a typo that would
+// size a huge matrix.
+Status CheckDense(int64_t rows, int64_t cols, size_t entries) {
+  const int64_t limit = 16 * static_cast<int64_t>(entries) + 1024;
+  if (rows > limit || cols > limit || cols > INT32_MAX - 1) {
+    return Status::InvalidArgument("ids are not dense: " + std::to_string(rows) + " users and " +
+                                   std::to_string(cols) + " items for " + std::to_string(entries) +
+                                   " interactions");
+  }
+  return Status::Ok();
+}
+
 Result<CsrMatrix> ToCsr(Pairs& pairs, int64_t rows, int64_t cols) {
   std::sort(pairs.entries.begin(), pairs.entries.end());
   pairs.entries.erase(std::unique(pairs.entries.begin(), pairs.entries.end()), pairs.entries.end());
@@ -60,7 +72,9 @@ Result<CsrMatrix> ToCsr(Pairs& pairs, int64_t rows, int64_t cols) {
 Result<CsrMatrix> ReadLightGcnFile(const std::string& path) {
   Pairs pairs;
   AFFINITY_RETURN_IF_ERROR(ReadPairs(path, &pairs));
-  return ToCsr(pairs, 1 + pairs.max_user, 1 + pairs.max_item);
+  const int64_t rows = int64_t{1} + pairs.max_user, cols = int64_t{1} + pairs.max_item;
+  AFFINITY_RETURN_IF_ERROR(CheckDense(rows, cols, pairs.entries.size()));
+  return ToCsr(pairs, rows, cols);
 }
 
 Result<LightGcnSplit> ReadLightGcnSplit(const std::string& train_path,
@@ -68,8 +82,9 @@ Result<LightGcnSplit> ReadLightGcnSplit(const std::string& train_path,
   Pairs train, test;
   AFFINITY_RETURN_IF_ERROR(ReadPairs(train_path, &train));
   AFFINITY_RETURN_IF_ERROR(ReadPairs(test_path, &test));
-  const int64_t rows = 1 + std::max(train.max_user, test.max_user);
-  const int64_t cols = 1 + std::max(train.max_item, test.max_item);
+  const int64_t rows = int64_t{1} + std::max(train.max_user, test.max_user);
+  const int64_t cols = int64_t{1} + std::max(train.max_item, test.max_item);
+  AFFINITY_RETURN_IF_ERROR(CheckDense(rows, cols, train.entries.size() + test.entries.size()));
   LightGcnSplit split;
   AFFINITY_ASSIGN_OR_RETURN(split.train, ToCsr(train, rows, cols));
   AFFINITY_ASSIGN_OR_RETURN(split.test, ToCsr(test, rows, cols));

@@ -113,7 +113,8 @@ int Quintile(const std::vector<double>& sorted, double value, bool higher_is_bet
   size_t k = higher_is_better
                  ? std::lower_bound(sorted.begin(), sorted.end(), value) - sorted.begin()
                  : sorted.end() - std::upper_bound(sorted.begin(), sorted.end(), value);
-  return 1 + static_cast<int>(5 * k / sorted.size());
+  // A value beyond the population (scored after the fit) still gets at most 5.
+  return 1 + static_cast<int>(5 * std::min(k, sorted.size() - 1) / sorted.size());
 }
 
 std::string Fixed(double v, int digits = 0) {
@@ -482,6 +483,34 @@ Result<ShopInsights> ComputeShopInsights(const Store& store, const InsightsOptio
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
+}
+
+nlohmann::json CustomerInsightJson(const CustomerInsight& c) {
+  nlohmann::json reasons = nlohmann::json::array();
+  for (const auto& r : c.reasons) {
+    reasons.push_back({{"code", r.code}, {"figures", r.figures}, {"detail", r.detail}});
+  }
+  nlohmann::json j = {
+      {"customer", c.external_id},
+      {"first_purchase", FormatTimestamp(c.first_purchase)},
+      {"last_purchase", FormatTimestamp(c.last_purchase)},
+      {"purchase_days", c.purchase_days},
+      {"x", c.summary.x},
+      {"t_x", c.summary.t_x},
+      {"T", c.summary.T},
+      {"recency_days", c.recency_days},
+      {"monetary", c.monetary},
+      {"rfm", {{"r", c.r_score}, {"f", c.f_score}, {"m", c.m_score}}},
+      {"p_alive", c.p_alive},
+      {"expected_purchases", c.expected_purchases},
+      {"expected_order_value", c.expected_order_value},
+      {"clv", c.clv},
+      {"stage", LoyaltyStageName(c.stage)},
+      {"core", c.core},
+      {"reasons", reasons},
+  };
+  if (c.holdout_purchase_days) j["holdout_purchase_days"] = *c.holdout_purchase_days;
+  return j;
 }
 
 Result<CustomerInsight> ComputeCustomerInsight(const Store& store, const InsightsModel& model,

@@ -1,9 +1,11 @@
 #include "affinity/snapshot.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -28,15 +30,35 @@ std::string VersionName(int64_t v) {
 
 std::optional<int64_t> ParseVersionName(const std::string& name) {
   if (name.size() < 2 || name[0] != 'v') return std::nullopt;
-  for (size_t i = 1; i < name.size(); ++i) {
-    if (name[i] < '0' || name[i] > '9') return std::nullopt;
-  }
-  return std::stoll(name.substr(1));
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(name.data() + 1, name.data() + name.size(), v);
+  if (ec != std::errc() || end != name.data() + name.size() || v < 0) return std::nullopt;
+  return v;
 }
 
 Status Errno(const std::string& what, const std::string& path) {
   return Status::IOError(what + " " + path + ": " + std::strerror(errno));
 }
+
+// An exclusive lock on <root>/LOCK for the duration of a publish (released on destruction).
+class PublishLock {
+ public:
+  static Result<std::unique_ptr<PublishLock>> Acquire(const std::string& root) {
+    const std::string path = (fs::path(root) / "LOCK").string();
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Errno("cannot open", path);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      return Status::FailedPrecondition("another publish is running in " + root);
+    }
+    return std::unique_ptr<PublishLock>(new PublishLock(fd));
+  }
+  ~PublishLock() { ::close(fd_); }  // closing releases the lock
+
+ private:
+  explicit PublishLock(int fd) : fd_(fd) {}
+  int fd_;
+};
 
 // Writes `data` to `path` and fsyncs it.
 Status WriteFileSynced(const std::string& path, const std::string& data) {
@@ -168,7 +190,9 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) return Status::IOError("cannot create " + root + ": " + ec.message());
-  // Clean temporary directories left by an interrupted publish.
+  // One publisher at a time: two overlapping runs would pick the same version and temporary names.
+  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root));
+  // Clean temporary directories left by an interrupted publish (safe under the lock).
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     if (entry.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(entry.path(), ec);
   }
@@ -201,8 +225,17 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
     AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
     manifest["files"][file] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
   }
-  AFFINITY_RETURN_IF_ERROR(
-      WriteFileSynced((fs::path(tmp) / "manifest.json").string(), manifest.dump(2) + "\n"));
+  for (const auto& [file, data] : snapshot.extra_files) {
+    if (file.empty() || file.find('/') != std::string::npos || file[0] == '.' ||
+        manifest["files"].contains(file) || file == "manifest.json") {
+      return Status::InvalidArgument("bad extra snapshot file name '" + file + "'", "extra_files");
+    }
+    AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
+    manifest["files"][file] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
+  }
+  AFFINITY_RETURN_IF_ERROR(WriteFileSynced(
+      (fs::path(tmp) / "manifest.json").string(),
+      manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"));
   AFFINITY_RETURN_IF_ERROR(SyncDirectory(tmp));
   const std::string final_dir = (fs::path(root) / name).string();
   if (::rename(tmp.c_str(), final_dir.c_str()) != 0) return Errno("cannot rename to", final_dir);
@@ -234,17 +267,28 @@ Result<Snapshot> LoadSnapshot(const std::string& root, std::optional<int64_t> ve
   s.version = *ParseVersionName(name);
   AFFINITY_ASSIGN_OR_RETURN(std::string manifest_text, ReadFile((dir / "manifest.json").string()));
   s.manifest = nlohmann::json::parse(manifest_text, nullptr, /*allow_exceptions=*/false);
-  if (s.manifest.is_discarded() || !s.manifest.contains("files")) {
+  if (s.manifest.is_discarded() || !s.manifest.is_object() || !s.manifest.contains("files") ||
+      !s.manifest["files"].is_object()) {
     return Status::Corruption(dir.string() + "/manifest.json is not a snapshot manifest");
   }
-  s.created_at = s.manifest.value("created_at", "");
+  const nlohmann::json& files = s.manifest["files"];
+  // True if `data` matches the manifest's entry for `file` (an entry of the wrong shape does not).
+  auto matches = [&](const std::string& file, const std::string& data) {
+    auto it = files.find(file);
+    if (it == files.end() || !it->is_object()) return false;
+    auto crc = it->find("crc32"), bytes = it->find("bytes");
+    return crc != it->end() && bytes != it->end() && crc->is_number_unsigned() &&
+           bytes->is_number_unsigned() && crc->get<uint64_t>() == Crc32(data) &&
+           bytes->get<uint64_t>() == data.size();
+  };
+  if (auto it = s.manifest.find("created_at"); it != s.manifest.end() && it->is_string()) {
+    s.created_at = it->get<std::string>();
+  }
   for (const char* file :
        {"user_factors.f32", "item_factors.f32", "customers.ids", "products.ids"}) {
     const std::string path = (dir / file).string();
     AFFINITY_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
-    const auto& expected = s.manifest["files"][file];
-    if (!expected.is_object() || expected.value("crc32", 0u) != Crc32(data) ||
-        expected.value("bytes", uint64_t{0}) != data.size()) {
+    if (!matches(file, data)) {
       return Status::Corruption(path + ": checksum does not match the manifest");
     }
     std::string_view view(data);
@@ -257,6 +301,26 @@ Result<Snapshot> LoadSnapshot(const std::string& root, std::optional<int64_t> ve
     } else {
       AFFINITY_RETURN_IF_ERROR(DecodeIds(view, path, &s.product_ids));
     }
+  }
+  if (s.user_factors.cols() != s.item_factors.cols() ||
+      static_cast<size_t>(s.user_factors.rows()) != s.customer_ids.size() ||
+      static_cast<size_t>(s.item_factors.rows()) != s.product_ids.size()) {
+    return Status::Corruption(dir.string() + ": factor and id files disagree in size");
+  }
+  for (const auto& [file, info] : files.items()) {
+    if (file == "user_factors.f32" || file == "item_factors.f32" || file == "customers.ids" ||
+        file == "products.ids") {
+      continue;  // checked and decoded above
+    }
+    if (file.empty() || file.find('/') != std::string::npos || file[0] == '.') {
+      return Status::Corruption(dir.string() + "/manifest.json names a bad file '" + file + "'");
+    }
+    const std::string path = (dir / file).string();
+    AFFINITY_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
+    if (!matches(file, data)) {
+      return Status::Corruption(path + ": checksum does not match the manifest");
+    }
+    s.extra_files[file] = std::move(data);
   }
   return s;
 }

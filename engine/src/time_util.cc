@@ -55,6 +55,8 @@ Result<UnixSeconds> ParseTimestamp(std::string_view text) {
     int64_t v = 0;
     auto [p, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), v);
     if (ec != std::errc() || p != whole.data() + whole.size()) return Bad(text);
+    // Years 1 .. 9999, so that adding days or horizons to a time cannot overflow.
+    if (v < -62135596800 || v > 253402300799) return Bad(text);
     if (dot != std::string_view::npos) {
       std::string_view frac = s.substr(dot + 1);
       if (frac.empty()) return Bad(text);

@@ -293,7 +293,7 @@ Status EaseRecommender::Fit(const CsrMatrix& interactions) {
   RowMajorMatrixXf b(n, n);
   constexpr Eigen::Index kBlock = 256;
   const Eigen::Index num_blocks = (n + kBlock - 1) / kBlock;
-  const Eigen::MatrixXd& factor = llt.matrixLLT();
+  const auto& factor = llt.matrixLLT();  // a reference into g (binding a MatrixXd& would copy n²)
 #pragma omp parallel num_threads(threads)
   {
     Eigen::MatrixXd rhs;  // scratch per thread: n x w

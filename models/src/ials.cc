@@ -155,9 +155,12 @@ Status IalsModel::Fit(const CsrMatrix& interactions) {
     item_weights_(i) =
         n > 0 ? static_cast<float>(std::pow(n, options_.unobserved_popularity_exponent)) : 0.0f;
   }
-  if (item_weights_.sum() > 0) {
+  // Normalize over the observed items, so that the mean weight of the items the model learns is
+  // α₀ whatever the number of never-seen columns (e.g. products launched after a cutoff).
+  const auto observed = static_cast<double>((item_weights_.array() > 0).count());
+  if (observed > 0) {
     item_weights_ *=
-        static_cast<float>(options_.unobserved_weight * interactions.cols) / item_weights_.sum();
+        static_cast<float>(options_.unobserved_weight * observed) / item_weights_.sum();
   }
   const Eigen::VectorXf ones_users = Eigen::VectorXf::Ones(interactions.rows);
   for (int it = 1; it <= options_.iterations; ++it) {

@@ -88,6 +88,12 @@ TEST(Evaluation, ErrorsAndSkippedBaselines) {
   EvaluationOptions o = Small();
   o.baselines = {"popularity", "magic"};
   EXPECT_EQ(EvaluateModels(train, test, o).status().field(), "baselines");
+  // A LightGCN file whose ids are far from dense is refused, not allocated.
+  testing::ScratchDir dir;
+  const std::string sparse = dir.Write("ids.txt", "0 1 2\n1 2000000000\n");
+  EXPECT_EQ(ReadLightGcnSplit(sparse, sparse).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadLightGcnFile(dir.Write("neg.txt", "0 -3\n")).status().code(),
+            StatusCode::kInvalidArgument);
   // A LightGCN slice with 40k item ids: EASE is above its item limit and reported as skipped.
   auto split = ReadLightGcnSplit(testing::DataPath("gowalla_train_slice.txt"),
                                  testing::DataPath("gowalla_test_slice.txt"));

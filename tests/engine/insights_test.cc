@@ -199,7 +199,9 @@ TEST_F(PlantedShop, OneCustomerMatchesTheFullRunAndMovesWithNewEvents) {
     EXPECT_EQ(one->r_score, full.r_score) << id;
     EXPECT_EQ(one->reasons.size(), full.reasons.size()) << id;
   }
-  // "stopped" comes back: as of a later time, they are alive and loyal again.
+  // "stopped" comes back: as of a later time, they are alive and loyal again. The whale's
+  // spending beyond everyone in the fitted population still scores 5, not 6.
+  Buy("whale", 368, 50000);
   Buy("stopped", 370, 20);
   Flush();
   auto back = ComputeCustomerInsight(*store_, s->model, *store_->FindCustomer("stopped"),
@@ -208,6 +210,11 @@ TEST_F(PlantedShop, OneCustomerMatchesTheFullRunAndMovesWithNewEvents) {
   EXPECT_EQ(back->stage, LoyaltyStage::kLoyal);
   EXPECT_NEAR(back->recency_days, 0.5, 1e-9);
   EXPECT_TRUE(back->reasons.empty());
+  auto whale = ComputeCustomerInsight(*store_, s->model, *store_->FindCustomer("whale"),
+                                      kStart + 371 * kDay);
+  ASSERT_TRUE(whale.ok());
+  EXPECT_EQ(whale->m_score, 5);
+  EXPECT_EQ(whale->f_score, 5);
   EXPECT_EQ(ComputeCustomerInsight(*store_, s->model, CustomerId{9999}).status().code(),
             StatusCode::kNotFound);
 }

@@ -1,6 +1,9 @@
 #include "affinity/snapshot.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -21,6 +24,7 @@ Snapshot Make(int d, float fill) {
   s.customer_ids = {"alice", "", "carol"};  // a hole, as after forgetting a customer
   s.product_ids = {"mug", "tea"};
   s.manifest = {{"model", "ials"}, {"metrics", {{"recall@20", 0.25}}}};
+  s.extra_files["insights.jsonl"] = "{\"customer\":\"alice\"}\n";
   return s;
 }
 
@@ -47,6 +51,11 @@ TEST(Snapshot, PublishAndLoadRoundTrip) {
   EXPECT_EQ(current->manifest["model"], "ials");
   EXPECT_EQ(current->manifest["metrics"]["recall@20"], 0.25);
   EXPECT_EQ(current->manifest["factors"], 4);
+  EXPECT_EQ(current->extra_files.at("insights.jsonl"), "{\"customer\":\"alice\"}\n");
+  Snapshot bad = Make(2, 1.0f);
+  bad.extra_files["../escape"] = "x";
+  EXPECT_EQ(PublishSnapshot(root, bad).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*ListSnapshots(root), (std::vector<int64_t>{1, 2}));  // nothing published
   auto old = LoadSnapshot(root, 1);
   ASSERT_TRUE(old.ok());
   EXPECT_EQ(old->user_factors, Make(4, 0.5f).user_factors);
@@ -64,6 +73,10 @@ TEST(Snapshot, CorruptFilesAreDetected) {
   auto s = LoadSnapshot(root);
   EXPECT_EQ(s.status().code(), StatusCode::kCorruption);
   EXPECT_NE(s.status().message().find("item_factors.f32"), std::string::npos);
+  // Extra files are checked too.
+  ASSERT_TRUE(PublishSnapshot(root, Make(3, 1.0f)).ok());
+  std::ofstream(root + "/v000002/insights.jsonl", std::ios::binary) << "{}\n";
+  EXPECT_EQ(LoadSnapshot(root).status().code(), StatusCode::kCorruption);
 }
 
 // A publish interrupted before its renames leaves a temporary directory and the old CURRENT:
@@ -83,6 +96,32 @@ TEST(Snapshot, InterruptedPublishKeepsThePreviousCurrent) {
   EXPECT_EQ(*v, 2);
   EXPECT_FALSE(fs::exists(root + "/.tmp-v000002"));
   EXPECT_EQ(LoadSnapshot(root)->version, 2);
+}
+
+TEST(Snapshot, ConcurrentPublishIsRefusedAndBadManifestsAreCorruption) {
+  ScratchDir dir;
+  const std::string root = dir.Sub("snapshots");
+  ASSERT_TRUE(PublishSnapshot(root, Make(2, 1.0f)).ok());
+  {
+    // Another publisher holds the lock.
+    int fd = ::open((root + "/LOCK").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX), 0);
+    EXPECT_EQ(PublishSnapshot(root, Make(2, 2.0f)).status().code(),
+              StatusCode::kFailedPrecondition);
+    ::close(fd);
+  }
+  EXPECT_EQ(*PublishSnapshot(root, Make(2, 2.0f)), 2);
+  // Manifests of the wrong shape, and odd directory names, never throw.
+  std::ofstream(root + "/v000002/manifest.json") << "{\"files\": []}";
+  EXPECT_EQ(LoadSnapshot(root).status().code(), StatusCode::kCorruption);
+  std::ofstream(root + "/v000002/manifest.json")
+      << "{\"files\": {\"user_factors.f32\": {\"crc32\": \"x\", \"bytes\": 1}}}";
+  EXPECT_EQ(LoadSnapshot(root).status().code(), StatusCode::kCorruption);
+  fs::create_directories(root + "/v99999999999999999999999");
+  EXPECT_EQ(*ListSnapshots(root), (std::vector<int64_t>{1, 2}));
+  std::ofstream(root + "/CURRENT") << "v99999999999999999999999\n";
+  EXPECT_EQ(LoadSnapshot(root).status().code(), StatusCode::kCorruption);
 }
 
 }  // namespace

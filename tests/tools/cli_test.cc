@@ -78,6 +78,20 @@ TEST(Cli, StrictImportOfABadFileExitsTwoWithTheLine) {
   EXPECT_EQ(JsonOf(RunCli("stats --json --db " + dir.Sub("db")))["events"], 1);
 }
 
+TEST(Cli, InvalidUtf8IsARowErrorNotACrash) {
+  ScratchDir dir;
+  std::string file = dir.Write("latin1.csv",
+                               "customer,product,time,quantity\nM\xfcller,p,2025-01-01,1\n"
+                               "c2,p,2025-01-02,1\xbd\nc3,p,2025-01-03,1\n");
+  RunResult r = RunCli("import -q --json --db " + dir.Sub("db") + " " + file);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto report = JsonOf(r)["files"][0];
+  EXPECT_EQ(report["rejected"], 2);
+  EXPECT_EQ(report["events_written"], 1);
+  EXPECT_NE(report["errors"][0]["reason"].get<std::string>().find("not valid UTF-8"),
+            std::string::npos);
+}
+
 TEST(Cli, UsageErrorsExitTwo) {
   ScratchDir dir;
   std::string file = dir.Write("e.csv", "customer,product,time\nc,p,2025-01-01\n");
@@ -242,6 +256,13 @@ TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {
   auto manifest = nlohmann::json::parse(testing::ReadFile(snaps + "/v000002/manifest.json"));
   EXPECT_EQ(manifest["factors"], 16);
   EXPECT_EQ(manifest["loss_per_epoch"].size(), 3u);
+  // The retrain also recomputes the customer insights.
+  EXPECT_TRUE(manifest["insights"]["stages"].is_object());
+  EXPECT_TRUE(manifest["files"].contains("insights.jsonl"));
+  std::string rows = testing::ReadFile(snaps + "/v000002/insights.jsonl");
+  EXPECT_NE(rows.find("\"p_alive\""), std::string::npos);
+  EXPECT_EQ(RunCli("train --db " + db + " --snapshots " + snaps + " --half-life-days -1").exit_code,
+            2);
   EXPECT_EQ(RunCli("train --snapshots " + snaps).exit_code, 2);  // neither --db nor --train
 
   RunResult e =

@@ -55,6 +55,7 @@ int Run(EvaluateFlags& f) {
   EvaluationOptions options;
   if (Status s = f.ials.Fill(&options.ials); !s.ok()) return Fail(s);
   options.baselines = f.baselines;
+  std::erase(options.baselines, "");  // --baselines '' runs none
   options.filter_weight = f.filter_weight;
   options.tuning.budget_seconds = f.tune_seconds;
   // Tuning chooses α₀ and λ; a user who sets either has chosen.
@@ -117,7 +118,7 @@ int Run(EvaluateFlags& f) {
   }
   std::fprintf(
       stderr, "hyperparameters: %s, filter_weight %g%s\n",
-      IalsOptionsJson(run->ials_options).dump().c_str(), f.filter_weight,
+      Dump(IalsOptionsJson(run->ials_options), -1).c_str(), f.filter_weight,
       run->tuning ? " (alpha0 and lambda tuned on a validation split of the training data)" : "");
 
   nlohmann::json baselines = nlohmann::json::object();
@@ -146,7 +147,7 @@ int Run(EvaluateFlags& f) {
       {"peak_rss_mb", static_cast<double>(PeakRssBytes()) / (1 << 20)},
   };
   if (f.json) {
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", Dump(j).c_str());
     return 0;
   }
   std::printf("%-12s", "model");

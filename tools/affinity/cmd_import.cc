@@ -124,7 +124,7 @@ int Run(const ImportFlags& f) {
   if (f.json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& r : reports) out.push_back(ReportJson(r));
-    std::printf("%s\n", nlohmann::json{{"files", out}, {"dry_run", f.dry_run}}.dump(2).c_str());
+    std::printf("%s\n", Dump(nlohmann::json{{"files", out}, {"dry_run", f.dry_run}}).c_str());
   } else {
     for (const auto& r : reports) PrintReport(r);
     if (f.dry_run) std::printf("dry run: nothing was written\n");

@@ -23,34 +23,6 @@ struct InsightsFlags {
   InsightsOptions options;
 };
 
-nlohmann::json CustomerJson(const CustomerInsight& c) {
-  nlohmann::json reasons = nlohmann::json::array();
-  for (const auto& r : c.reasons) {
-    reasons.push_back({{"code", r.code}, {"figures", r.figures}, {"detail", r.detail}});
-  }
-  nlohmann::json j = {
-      {"customer", c.external_id},
-      {"first_purchase", FormatTimestamp(c.first_purchase)},
-      {"last_purchase", FormatTimestamp(c.last_purchase)},
-      {"purchase_days", c.purchase_days},
-      {"x", c.summary.x},
-      {"t_x", c.summary.t_x},
-      {"T", c.summary.T},
-      {"recency_days", c.recency_days},
-      {"monetary", c.monetary},
-      {"rfm", {{"r", c.r_score}, {"f", c.f_score}, {"m", c.m_score}}},
-      {"p_alive", c.p_alive},
-      {"expected_purchases", c.expected_purchases},
-      {"expected_order_value", c.expected_order_value},
-      {"clv", c.clv},
-      {"stage", LoyaltyStageName(c.stage)},
-      {"core", c.core},
-      {"reasons", reasons},
-  };
-  if (c.holdout_purchase_days) j["holdout_purchase_days"] = *c.holdout_purchase_days;
-  return j;
-}
-
 nlohmann::json ShopJson(const ShopInsights& s, const InsightsFlags& f, nlohmann::json customers) {
   const InsightsModel& m = s.model;
   nlohmann::json j = {
@@ -88,7 +60,7 @@ nlohmann::json ShopJson(const ShopInsights& s, const InsightsFlags& f, nlohmann:
     std::sort(v.begin(), v.end(), [](auto* a, auto* b) { return a->clv > b->clv; });
     nlohmann::json out = nlohmann::json::array();
     for (size_t i = 0; i < v.size() && i < static_cast<size_t>(f.top); ++i) {
-      out.push_back(CustomerJson(*v[i]));
+      out.push_back(CustomerInsightJson(*v[i]));
     }
     return out;
   };
@@ -196,21 +168,21 @@ int Run(InsightsFlags& f) {
     if (!id.ok()) return Fail(id.status());
     auto c = ComputeCustomerInsight(**store, shop->model, *id);
     if (!c.ok()) return Fail(c.status());
-    std::printf("%s\n", CustomerJson(*c).dump(2).c_str());
+    std::printf("%s\n", Dump(CustomerInsightJson(*c)).c_str());
     return 0;
   }
 
   nlohmann::json customers = nlohmann::json::array();
   if (!f.customers_out.empty()) {
     std::ofstream out(f.customers_out);
-    for (const auto& c : shop->customers) out << CustomerJson(c).dump() << '\n';
+    for (const auto& c : shop->customers) out << Dump(CustomerInsightJson(c), -1) << '\n';
     if (!out) return Fail(Status::IOError("cannot write " + f.customers_out));
     customers = f.customers_out;
   } else if (f.json) {
-    for (const auto& c : shop->customers) customers.push_back(CustomerJson(c));
+    for (const auto& c : shop->customers) customers.push_back(CustomerInsightJson(c));
   }
   if (f.json) {
-    std::printf("%s\n", ShopJson(*shop, f, std::move(customers)).dump(2).c_str());
+    std::printf("%s\n", Dump(ShopJson(*shop, f, std::move(customers))).c_str());
   } else {
     PrintText(*shop);
   }
@@ -227,7 +199,8 @@ Command RegisterInsights(CLI::App& app) {
       "CLV, loyalty stages, core customers (80/20) and churn reasons (docs/insights.md).");
   sub->add_option("--db", f->db, "Store directory")->required();
   sub->add_option("--calibration-end,--as-of", f->calibration_end,
-                  "Fit on events up to this date and report as of it (default: last event)");
+                  "Fit on events up to and including this instant and report as of it; a date "
+                  "means its 00:00 UTC (default: the last event)");
   sub->add_option("--holdout-end", f->holdout_end,
                   "Validate predictions on (calibration-end, holdout-end]");
   sub->add_option("--time-unit", f->time_unit, "weeks | days (BG/NBD time unit)")

@@ -42,7 +42,7 @@ int Run(const StatsFlags& f) {
         {"max", s.events_per_customer_max}}},
   };
   if (f.json) {
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", Dump(j).c_str());
     return 0;
   }
   std::printf("store %s\n", f.db.c_str());
@@ -52,8 +52,8 @@ int Run(const StatsFlags& f) {
   std::printf("  events               %lld (%lld purchases, %lld returns, %lld other)\n",
               static_cast<long long>(s.events), static_cast<long long>(s.purchases),
               static_cast<long long>(s.returns), static_cast<long long>(s.other_events));
-  std::printf("  first event          %s\n", j["first_event"].dump().c_str());
-  std::printf("  last event           %s\n", j["last_event"].dump().c_str());
+  std::printf("  first event          %s\n", Dump(j["first_event"], -1).c_str());
+  std::printf("  last event           %s\n", Dump(j["last_event"], -1).c_str());
   std::printf("  events per customer  p50 %lld, p90 %lld, p99 %lld, max %lld\n",
               static_cast<long long>(s.events_per_customer_p50),
               static_cast<long long>(s.events_per_customer_p90),

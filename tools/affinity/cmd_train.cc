@@ -5,6 +5,7 @@
 
 #include "affinity/datasets.h"
 #include "affinity/evaluation.h"
+#include "affinity/insights.h"
 #include "affinity/interactions.h"
 #include "affinity/snapshot.h"
 #include "affinity/store.h"
@@ -38,6 +39,7 @@ int Run(TrainFlags& f) {
   Snapshot snapshot;
   CsrMatrix matrix;
   nlohmann::json source;
+  nlohmann::json insights = nullptr;
   if (!f.train_file.empty()) {
     auto m = ReadLightGcnFile(f.train_file);
     if (!m.ok()) return Fail(m.status());
@@ -56,6 +58,9 @@ int Run(TrainFlags& f) {
       if (!t.ok()) return Fail(Status::InvalidArgument(t.status().message(), "as-of"));
       io.to = *t + 1;  // events up to and including as_of
     }
+    if (!(f.half_life_days >= 0)) {
+      return Fail(Status::InvalidArgument("--half-life-days must be >= 0", "half-life-days"));
+    }
     if (f.half_life_days > 0) io.half_life_days = f.half_life_days;
     auto m = ReadPurchaseMatrix(**store, io);
     if (!m.ok()) return Fail(m.status());
@@ -71,11 +76,35 @@ int Run(TrainFlags& f) {
     source = {{"db", f.db},
               {"as_of", f.as_of.empty() ? "latest" : f.as_of},
               {"half_life_days", f.half_life_days}};
+    // The full insights recomputation rides along with every retrain (about a second per few
+    // thousand customers): a summary in the manifest, the per-customer rows in insights.jsonl.
+    InsightsOptions insights_options;
+    if (io.to) insights_options.calibration_end = *io.to - 1;
+    auto shop = ComputeShopInsights(**store, insights_options);
+    if (shop.ok()) {
+      std::string rows;
+      for (const auto& c : shop->customers) rows += Dump(CustomerInsightJson(c), -1) + "\n";
+      snapshot.extra_files["insights.jsonl"] = std::move(rows);
+      const InsightsModel& fitted = shop->model;
+      insights = {{"calibration_end", FormatTimestamp(fitted.calibration_end)},
+                  {"bgnbd",
+                   {{"r", fitted.bgnbd.r},
+                    {"alpha", fitted.bgnbd.alpha},
+                    {"a", fitted.bgnbd.a},
+                    {"b", fitted.bgnbd.b}}},
+                  {"stages", shop->stages},
+                  {"core_customers",
+                   {{"count", shop->core_count},
+                    {"share_of_customers", shop->core_share_of_customers},
+                    {"share_of_value", shop->core_share_of_value}}}};
+    } else if (!f.quiet) {
+      std::fprintf(stderr, "insights skipped: %s\n", shop.status().ToString().c_str());
+    }
   }
   if (!f.quiet) {
     std::fprintf(stderr, "training iALS on %lld x %lld (%lld interactions): %s\n",
                  static_cast<long long>(matrix.rows), static_cast<long long>(matrix.cols),
-                 static_cast<long long>(matrix.nnz()), IalsOptionsJson(options).dump().c_str());
+                 static_cast<long long>(matrix.nnz()), Dump(IalsOptionsJson(options), -1).c_str());
   }
   IalsModel model(options);
   nlohmann::json losses = nlohmann::json::array();
@@ -93,10 +122,14 @@ int Run(TrainFlags& f) {
 
   snapshot.user_factors = model.user_factors();
   snapshot.item_factors = model.item_factors();
-  snapshot.manifest = {{"model", "ials"},           {"options", IalsOptionsJson(options)},
-                       {"source", source},          {"interactions", matrix.nnz()},
-                       {"loss_per_epoch", losses},  {"train_seconds", train_seconds},
-                       {"peak_rss_mb", PeakRssMb()}};
+  snapshot.manifest = {{"model", "ials"},
+                       {"options", IalsOptionsJson(options)},
+                       {"source", source},
+                       {"interactions", matrix.nnz()},
+                       {"loss_per_epoch", losses},
+                       {"train_seconds", train_seconds},
+                       {"peak_rss_mb", PeakRssMb()},
+                       {"insights", insights}};
   auto version = PublishSnapshot(f.snapshots, snapshot);
   if (!version.ok()) return Fail(version.status());
   const double total =
@@ -107,7 +140,7 @@ int Run(TrainFlags& f) {
                            {"loss_per_epoch", losses},     {"train_seconds", train_seconds},
                            {"total_seconds", total},       {"peak_rss_mb", PeakRssMb()}};
   if (f.json) {
-    std::printf("%s\n", report.dump(2).c_str());
+    std::printf("%s\n", Dump(report).c_str());
   } else {
     std::printf(
         "published snapshot v%06lld in %s: %lld customers x %lld products, %d factors, "
@@ -130,7 +163,9 @@ Command RegisterTrain(CLI::App& app) {
   sub->add_option("--db", f->db, "Store directory");
   sub->add_option("--train", f->train_file, "Train from a LightGCN-format file instead");
   sub->add_option("--snapshots", f->snapshots, "Snapshot root directory")->required();
-  sub->add_option("--as-of", f->as_of, "Use events up to this date (default: all)");
+  sub->add_option("--as-of", f->as_of,
+                  "Use events up to and including this instant; a date means its 00:00 UTC "
+                  "(default: all)");
   sub->add_option("--half-life-days", f->half_life_days,
                   "Recency half-life of purchase weights (0: no decay)")
       ->capture_default_str();

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "affinity/status.h"
@@ -22,5 +23,11 @@ Command RegisterTrain(CLI::App& app);
 
 // Prints "affinity: <status>" to stderr and returns the exit code for it.
 int Fail(const Status& status);
+
+// JSON text (indent -1: one line). Bytes that are not valid UTF-8 (e.g. a Latin-1 name in a
+// store) become U+FFFD instead of throwing.
+inline std::string Dump(const nlohmann::json& j, int indent = 2) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 }  // namespace affinity::cli

@@ -1,6 +1,7 @@
 // affinity: the command-line front end. It parses flags into the library's option structs,
 // calls the library and renders the result; no logic lives here.
 #include <cstdio>
+#include <exception>
 #include <map>
 
 #include "commands.h"
@@ -37,7 +38,13 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   for (auto& [sub, command] : commands) {
-    if (sub->parsed()) return command();
+    if (!sub->parsed()) continue;
+    try {
+      return command();
+    } catch (const std::exception& e) {  // a bug: the library reports errors as Status
+      std::fprintf(stderr, "affinity: internal error: %s\n", e.what());
+      return 1;
+    }
   }
   return 2;
 }

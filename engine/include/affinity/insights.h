@@ -12,6 +12,7 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -161,6 +162,10 @@ struct ShopInsights {
 // If Gamma-Gamma cannot be fitted (no repeat spend), expected order value falls back to the
 // customer's own mean and gamma_gamma_fitted is false.
 Result<ShopInsights> ComputeShopInsights(const Store& store, const InsightsOptions& options);
+
+// One customer's insight as a JSON object (the CLI's and the API's rendering; field names in
+// docs/insights.md). Cannot fail.
+nlohmann::json CustomerInsightJson(const CustomerInsight& c);
 
 // Scores one customer with a fitted model, from their stored history, as of `as_of` (default:
 // the model's calibration_end; a later time, such as now, counts the events since). NotFound if

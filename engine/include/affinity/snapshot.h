@@ -10,10 +10,12 @@
 // CURRENT naming a complete snapshot (or absent, before the first publish); stray temporary
 // directories are ignored and cleaned by the next publish.
 //
-// Thread safety: functions are reentrant; concurrent publishers to one root are not supported.
+// Thread safety: functions are reentrant. Publishers to one root exclude each other through
+// <root>/LOCK (flock): a second concurrent publish fails with FailedPrecondition.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -32,11 +34,15 @@ struct Snapshot {
   RowMajorMatrixXf item_factors;          // products x d, by internal product id
   std::vector<std::string> customer_ids;  // internal id -> external id ("" for holes)
   std::vector<std::string> product_ids;
+  // Further files (name -> content), e.g. "insights.jsonl"; checksummed like the others. Names
+  // are plain file names (no '/'), not those of the files above.
+  std::map<std::string, std::string> extra_files;
 };
 
 // Writes `snapshot` as the next version under `root` (created if missing) and makes it current.
-// snapshot.version is ignored and the assigned version returned. IOError (naming the path) if any
-// write, fsync or rename fails; the previous CURRENT then stays in force.
+// snapshot.version is ignored and the assigned version returned. InvalidArgument for a bad extra
+// file name; FailedPrecondition if another publish holds the root's lock; IOError (naming the
+// path) if any write, fsync or rename fails; the previous CURRENT then stays in force.
 Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot);
 
 // Loads a snapshot: `version`, or the current one. NotFound if there is none; Corruption if a

@@ -13,7 +13,8 @@ namespace affinity {
 //   "2011-12-09", "2011-12-09 12:50", "2011-12-09 12:50:00", "2011-12-09T12:50:00.250Z",
 //   "2011-12-09T12:50:00+01:00" (fractions of a second are dropped), or Unix seconds ("1323435000",
 //   optionally with a fraction). InvalidArgument (field "time") with the offending text otherwise,
-// including out-of-range months, days, hours and minutes.
+// including out-of-range months, days, hours and minutes, and Unix seconds outside years
+// 1..9999. A date alone means 00:00:00 of that day.
 Result<UnixSeconds> ParseTimestamp(std::string_view text);
 
 // "2011-12-09T12:50:00Z".
