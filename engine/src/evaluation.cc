@@ -34,6 +34,30 @@ Result<ModelEvaluation> FitAndEvaluate(Recommender& model, const CsrMatrix& trai
   return out;
 }
 
+// A fitted model shared by several blends: Fit is a no-op, scoring is delegated. Lets tuning fit
+// the item filter (which does not depend on the tuned settings) once for all trials.
+class FittedView final : public Recommender {
+ public:
+  explicit FittedView(const Recommender& model) : model_(model) {}
+  std::string_view name() const override { return model_.name(); }
+  Status Fit(const CsrMatrix&) override { return Status::Ok(); }
+  void ScoreBatch(std::span<const int32_t> users, RowMajorMatrixXf* out) const override {
+    model_.ScoreBatch(users, out);
+  }
+
+ private:
+  const Recommender& model_;
+};
+
+// iALS blended with the item filter: weights 1 - w and w.
+std::unique_ptr<Recommender> BlendWithFilter(std::unique_ptr<Recommender> ials,
+                                             std::unique_ptr<Recommender> filter, double w) {
+  std::vector<std::pair<std::unique_ptr<Recommender>, double>> parts;
+  parts.emplace_back(std::move(ials), 1 - w);
+  parts.emplace_back(std::move(filter), w);
+  return std::make_unique<BlendRecommender>("ials+filter", std::move(parts));
+}
+
 }  // namespace
 
 std::unique_ptr<Recommender> MakeMainModel(const IalsOptions& ials, double filter_weight,
@@ -41,10 +65,8 @@ std::unique_ptr<Recommender> MakeMainModel(const IalsOptions& ials, double filte
   auto model = std::make_unique<IalsModel>(ials);
   if (ials_out) *ials_out = model.get();
   if (filter_weight <= 0) return model;
-  std::vector<std::pair<std::unique_ptr<Recommender>, double>> parts;
-  parts.emplace_back(std::move(model), 1 - filter_weight);
-  parts.emplace_back(std::make_unique<ItemFilterRecommender>(), filter_weight);
-  return std::make_unique<BlendRecommender>("ials+filter", std::move(parts));
+  return BlendWithFilter(std::move(model), std::make_unique<ItemFilterRecommender>(),
+                         filter_weight);
 }
 
 Result<TuningResult> TuneIals(const CsrMatrix& train, const IalsOptions& base, double filter_weight,
@@ -92,6 +114,9 @@ Result<TuningResult> TuneIals(const CsrMatrix& train, const IalsOptions& base, d
   }
   AFFINITY_ASSIGN_OR_RETURN(CsrMatrix validation, sample.Finish(train.rows));
 
+  ItemFilterRecommender filter;
+  if (filter_weight > 0) AFFINITY_RETURN_IF_ERROR(filter.Fit(fit_matrix));
+
   TuningResult result;
   result.chosen = base;
   double best = -1;
@@ -105,7 +130,11 @@ Result<TuningResult> TuneIals(const CsrMatrix& train, const IalsOptions& base, d
     o.unobserved_weight = alpha0;
     o.regularization = lambda;
     o.compute_loss = false;
-    auto model = MakeMainModel(o, filter_weight);
+    std::unique_ptr<Recommender> model = std::make_unique<IalsModel>(o);
+    if (filter_weight > 0) {
+      model =
+          BlendWithFilter(std::move(model), std::make_unique<FittedView>(filter), filter_weight);
+    }
     AFFINITY_RETURN_IF_ERROR(model->Fit(fit_matrix));
     AFFINITY_ASSIGN_OR_RETURN(EvalResult r, EvaluateTopK(*model, fit_matrix, validation, eval));
     TuningTrial t{alpha0, lambda, r.metrics["ndcg@20"], r.metrics["recall@20"], Since(trial_start)};
