@@ -1,6 +1,7 @@
 #include "affinity/interactions.h"
 
 #include <cmath>
+#include <map>
 
 namespace affinity {
 
@@ -38,6 +39,39 @@ Result<CsrMatrix> ReadPurchaseMatrix(const Store& store, const InteractionOption
   }));
   AFFINITY_RETURN_IF_ERROR(add_status);
   return builder.Finish(rows);
+}
+
+Result<std::vector<std::pair<ProductId, float>>> NetPurchases(std::span<const Event> history,
+                                                              const InteractionOptions& options) {
+  if (options.half_life_days && !(*options.half_life_days > 0)) {
+    return Status::InvalidArgument("half_life_days must be > 0", "half_life_days");
+  }
+  std::optional<UnixSeconds> reference =
+      options.reference_time ? options.reference_time : options.to;
+  if (!reference) {
+    reference = 0;
+    for (const Event& e : history) reference = std::max(*reference, e.time);
+  }
+  std::map<uint32_t, float> net;  // summed in float, as CsrBuilder sums what training sees
+  for (const Event& e : history) {
+    if (options.from && e.time < *options.from) continue;
+    if (options.to && e.time >= *options.to) continue;
+    double sign = 0;
+    if (e.type == EventType::kPurchase) sign = 1;
+    if (e.type == EventType::kReturn && options.subtract_returns) sign = -1;
+    if (sign == 0) continue;
+    double weight = e.quantity;
+    if (options.half_life_days) {
+      const double age_days = static_cast<double>(*reference - e.time) / 86400.0;
+      weight *= std::exp2(-age_days / *options.half_life_days);
+    }
+    net[e.product.value] += static_cast<float>(sign * weight);
+  }
+  std::vector<std::pair<ProductId, float>> out;
+  for (const auto& [product, r] : net) {
+    if (r > 0) out.emplace_back(ProductId{product}, r);
+  }
+  return out;
 }
 
 }  // namespace affinity

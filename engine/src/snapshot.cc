@@ -17,6 +17,8 @@
 namespace affinity {
 namespace {
 
+constexpr char kItemWeightsFile[] = "item_weights.f32";
+
 namespace fs = std::filesystem;
 
 constexpr char kMatrixMagic[8] = {'A', 'F', 'F', 'M', 'A', 'T', '0', '1'};
@@ -225,9 +227,18 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
     AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
     manifest["files"][file] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
   }
+  if (snapshot.item_weights.size() > 0) {
+    if (snapshot.item_weights.size() != snapshot.item_factors.rows()) {
+      return Status::InvalidArgument("item_weights must have one entry per product",
+                                     "item_weights");
+    }
+    const std::string data = EncodeMatrix(RowMajorMatrixXf(snapshot.item_weights));
+    AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / kItemWeightsFile).string(), data));
+    manifest["files"][kItemWeightsFile] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
+  }
   for (const auto& [file, data] : snapshot.extra_files) {
     if (file.empty() || file.find('/') != std::string::npos || file[0] == '.' ||
-        manifest["files"].contains(file) || file == "manifest.json") {
+        manifest["files"].contains(file) || file == "manifest.json" || file == kItemWeightsFile) {
       return Status::InvalidArgument("bad extra snapshot file name '" + file + "'", "extra_files");
     }
     AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
@@ -250,16 +261,90 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
   return version;
 }
 
+Result<int64_t> CurrentSnapshotVersion(const std::string& root) {
+  auto current = ReadFile((fs::path(root) / "CURRENT").string());
+  if (!current.ok()) return Status::NotFound("no current snapshot in " + root);
+  std::string name = *current;
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  auto version = ParseVersionName(name);
+  if (!version) return Status::Corruption(root + "/CURRENT names no version");
+  return *version;
+}
+
+nlohmann::json IalsOptionsJson(const IalsOptions& o) {
+  static const char* kConfidence[] = {"binary", "log", "linear"};
+  return {{"factors", o.factors},
+          {"iterations", o.iterations},
+          {"unobserved_weight", o.unobserved_weight},
+          {"popularity_exponent", o.unobserved_popularity_exponent},
+          {"regularization", o.regularization},
+          {"reg_exponent", o.regularization_exponent},
+          {"alpha", o.confidence_alpha},
+          {"confidence", kConfidence[static_cast<int>(o.confidence)]},
+          {"solver", o.solver == IalsSolver::kCholesky ? "cholesky" : "cg"},
+          {"cg_steps", o.cg_steps},
+          {"init_stddev", o.init_stddev},
+          {"seed", o.seed},
+          {"threads", o.num_threads}};
+}
+
+Result<IalsOptions> IalsOptionsFromJson(const nlohmann::json& j) {
+  IalsOptions o;
+  if (!j.is_object()) return Status::InvalidArgument("model options are not an object", "options");
+  auto number = [&](const char* key, double* out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end()) return Status::Ok();
+    if (!it->is_number()) return Status::InvalidArgument("must be a number", key);
+    *out = it->get<double>();
+    return Status::Ok();
+  };
+  auto integer = [&](const char* key, auto* out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end()) return Status::Ok();
+    if (!it->is_number_integer()) return Status::InvalidArgument("must be an integer", key);
+    *out = it->get<std::remove_pointer_t<decltype(out)>>();
+    return Status::Ok();
+  };
+  AFFINITY_RETURN_IF_ERROR(integer("factors", &o.factors));
+  AFFINITY_RETURN_IF_ERROR(integer("iterations", &o.iterations));
+  AFFINITY_RETURN_IF_ERROR(number("unobserved_weight", &o.unobserved_weight));
+  AFFINITY_RETURN_IF_ERROR(number("popularity_exponent", &o.unobserved_popularity_exponent));
+  AFFINITY_RETURN_IF_ERROR(number("regularization", &o.regularization));
+  AFFINITY_RETURN_IF_ERROR(number("reg_exponent", &o.regularization_exponent));
+  AFFINITY_RETURN_IF_ERROR(number("alpha", &o.confidence_alpha));
+  AFFINITY_RETURN_IF_ERROR(integer("cg_steps", &o.cg_steps));
+  AFFINITY_RETURN_IF_ERROR(number("init_stddev", &o.init_stddev));
+  AFFINITY_RETURN_IF_ERROR(integer("seed", &o.seed));
+  AFFINITY_RETURN_IF_ERROR(integer("threads", &o.num_threads));
+  if (auto it = j.find("confidence"); it != j.end()) {
+    const std::string c = it->is_string() ? it->get<std::string>() : "";
+    if (c == "binary") {
+      o.confidence = ConfidenceTransform::kBinary;
+    } else if (c == "log") {
+      o.confidence = ConfidenceTransform::kLog;
+    } else if (c == "linear") {
+      o.confidence = ConfidenceTransform::kLinear;
+    } else {
+      return Status::InvalidArgument("must be binary, log or linear", "confidence");
+    }
+  }
+  if (auto it = j.find("solver"); it != j.end()) {
+    const std::string c = it->is_string() ? it->get<std::string>() : "";
+    if (c != "cg" && c != "cholesky")
+      return Status::InvalidArgument("must be cg or cholesky", "solver");
+    o.solver = c == "cg" ? IalsSolver::kConjugateGradient : IalsSolver::kCholesky;
+  }
+  AFFINITY_RETURN_IF_ERROR(o.Validate());
+  return o;
+}
+
 Result<Snapshot> LoadSnapshot(const std::string& root, std::optional<int64_t> version) {
   std::string name;
   if (version) {
     name = VersionName(*version);
   } else {
-    auto current = ReadFile((fs::path(root) / "CURRENT").string());
-    if (!current.ok()) return Status::NotFound("no current snapshot in " + root);
-    name = *current;
-    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-    if (!ParseVersionName(name)) return Status::Corruption(root + "/CURRENT names no version");
+    AFFINITY_ASSIGN_OR_RETURN(int64_t current, CurrentSnapshotVersion(root));
+    name = VersionName(current);
   }
   const fs::path dir = fs::path(root) / name;
   if (!fs::exists(dir)) return Status::NotFound("no snapshot " + dir.string());
@@ -319,6 +404,16 @@ Result<Snapshot> LoadSnapshot(const std::string& root, std::optional<int64_t> ve
     AFFINITY_ASSIGN_OR_RETURN(std::string data, ReadFile(path));
     if (!matches(file, data)) {
       return Status::Corruption(path + ": checksum does not match the manifest");
+    }
+    if (file == kItemWeightsFile) {
+      RowMajorMatrixXf weights;
+      std::string_view view(data);
+      AFFINITY_RETURN_IF_ERROR(DecodeMatrix(view, path, &weights));
+      if (weights.cols() != 1 || weights.rows() != s.item_factors.rows()) {
+        return Status::Corruption(path + ": not one weight per product");
+      }
+      s.item_weights = weights.col(0);
+      continue;
     }
     s.extra_files[file] = std::move(data);
   }

@@ -31,24 +31,6 @@ int64_t NearestRank(const std::vector<int64_t>& sorted, double p) {
   return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 
-Status ValidateEvent(const EventInput& e, size_t index) {
-  auto field = [index](const char* name) {
-    return "events[" + std::to_string(index) + "]." + name;
-  };
-  if (e.customer.empty()) return Status::InvalidArgument("customer id is empty", field("customer"));
-  if (e.product.empty()) return Status::InvalidArgument("product id is empty", field("product"));
-  if (e.event_id.empty()) return Status::InvalidArgument("event id is empty", field("event_id"));
-  if (!std::isfinite(e.quantity) || e.quantity <= 0) {
-    return Status::InvalidArgument("quantity must be a finite number > 0", field("quantity"));
-  }
-  if (!std::isfinite(e.unit_price) || e.unit_price < 0) {
-    return Status::InvalidArgument("unit price must be a finite number >= 0", field("price"));
-  }
-  auto type = static_cast<uint8_t>(e.type);
-  if (type < 1 || type > 4) return Status::InvalidArgument("unknown event type", field("type"));
-  return Status::Ok();
-}
-
 }  // namespace
 
 // One id space (customers or products): external <-> dense internal ids.
@@ -313,7 +295,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
 
 Result<AppendResult> Store::AppendEvents(std::span<const EventInput> events) {
   for (size_t i = 0; i < events.size(); ++i) {
-    AFFINITY_RETURN_IF_ERROR(ValidateEvent(events[i], i));
+    AFFINITY_RETURN_IF_ERROR(ValidateEventInput(events[i], i));
   }
   Impl& d = *impl_;
   std::lock_guard lock(d.write_mu);
@@ -401,6 +383,49 @@ Result<int64_t> Store::UpsertProducts(
     std::span<const std::pair<std::string, ProductAttributes>> products) {
   return impl_->Upsert(impl_->product_ids, false, impl_->products, products, codec::DecodeProduct,
                        codec::EncodeProduct);
+}
+
+Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
+  Impl& d = *impl_;
+  std::lock_guard lock(d.write_mu);
+  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
+  AFFINITY_ASSIGN_OR_RETURN(uint32_t id,
+                            d.FindId(codec::kIdsCustomerByExternal, external_id, "customer"));
+  ForgetReceipt receipt;
+  receipt.customer = std::string(external_id);
+  receipt.internal_id = id;
+  rocksdb::WriteBatch batch;
+  // Events: one prefix; each event's dedup entry is found through the event id in its value.
+  AFFINITY_ASSIGN_OR_RETURN(std::vector<Event> history, CustomerHistory(CustomerId{id}));
+  std::vector<uint32_t> products;
+  for (const Event& e : history) {
+    batch.Delete(d.events, codec::EventKey(e.customer, e.time, e.event_id));
+    batch.Delete(d.ids, IdsKey(codec::kIdsEvent, e.event_id));
+    products.push_back(e.product.value);
+  }
+  receipt.events = static_cast<int64_t>(history.size());
+  std::sort(products.begin(), products.end());
+  products.erase(std::unique(products.begin(), products.end()), products.end());
+  for (uint32_t p : products) receipt.products.push_back(ProductId{p});
+  AFFINITY_ASSIGN_OR_RETURN(auto profile, d.Get(d.customers, codec::U32Key(id)));
+  receipt.profile = profile.has_value();
+  batch.Delete(d.customers, codec::U32Key(id));
+  batch.Delete(d.ids, IdsKey(codec::kIdsCustomerByExternal, external_id));
+  batch.Delete(d.ids, IdsKey(codec::kIdsCustomerByInternal, id));
+  // Ledger entries start with the customer's u32 BE id (docs/storage.md).
+  {
+    const std::string prefix = codec::U32Key(id);
+    std::unique_ptr<rocksdb::Iterator> it(
+        d.db->NewIterator(rocksdb::ReadOptions(), d.notifications));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      batch.Delete(d.notifications, it->key());
+      ++receipt.notifications;
+    }
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
+  }
+  AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Write(d.write_options, &batch)));
+  d.customer_ids.cache.erase(std::string(external_id));
+  return receipt;
 }
 
 Result<CustomerId> Store::FindCustomer(std::string_view external_id) const {

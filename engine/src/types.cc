@@ -1,5 +1,7 @@
 #include "affinity/types.h"
 
+#include <cmath>
+
 namespace affinity {
 
 std::string_view EventTypeName(EventType type) {
@@ -47,6 +49,24 @@ std::vector<std::string> SplitCategory(std::string_view path) {
     path.remove_prefix(slash + 1);
   }
   return levels;
+}
+
+Status ValidateEventInput(const EventInput& e, size_t index) {
+  auto field = [index](const char* name) {
+    return "events[" + std::to_string(index) + "]." + name;
+  };
+  if (e.customer.empty()) return Status::InvalidArgument("customer id is empty", field("customer"));
+  if (e.product.empty()) return Status::InvalidArgument("product id is empty", field("product"));
+  if (e.event_id.empty()) return Status::InvalidArgument("event id is empty", field("event_id"));
+  if (!std::isfinite(e.quantity) || e.quantity <= 0) {
+    return Status::InvalidArgument("quantity must be a finite number > 0", field("quantity"));
+  }
+  if (!std::isfinite(e.unit_price) || e.unit_price < 0) {
+    return Status::InvalidArgument("unit price must be a finite number >= 0", field("price"));
+  }
+  auto type = static_cast<uint8_t>(e.type);
+  if (type < 1 || type > 4) return Status::InvalidArgument("unknown event type", field("type"));
+  return Status::Ok();
 }
 
 }  // namespace affinity

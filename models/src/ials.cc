@@ -216,29 +216,98 @@ void IalsModel::ScoreBatch(std::span<const int32_t> users, RowMajorMatrixXf* out
 Result<Eigen::VectorXf> IalsModel::FoldInUser(std::span<const int32_t> items,
                                               std::span<const float> weights) const {
   if (item_factors_.rows() == 0) return Status::FailedPrecondition("the model is not fitted");
+  return FoldInSolver::WithGram(options_, &item_factors_, item_gram_).Solve(items, weights);
+}
+
+FoldInSolver FoldInSolver::WithGram(const IalsOptions& options,
+                                    const RowMajorMatrixXf* item_factors, Eigen::MatrixXf gram) {
+  FoldInSolver solver(options, item_factors);
+  solver.gram_ = std::move(gram);
+  return solver;
+}
+
+FoldInSolver::FoldInSolver(const IalsOptions& options, const RowMajorMatrixXf* item_factors,
+                           Eigen::VectorXf item_weights)
+    : options_(options), item_factors_(item_factors) {
+  if (item_weights.size() != item_factors->rows()) {
+    // α₀ for every item the model learned (a non-zero row), 0 for never-seen columns.
+    item_weights = (item_factors->rowwise().squaredNorm().array() > 0).cast<float>().matrix() *
+                   static_cast<float>(options.unobserved_weight);
+  }
+  gram_ = WeightedGram(*item_factors, item_weights);
+}
+
+Status FoldInSolver::Prepare(std::span<const int32_t> items, std::span<const float> weights,
+                             Eigen::LLT<Eigen::MatrixXf>* llt, Eigen::VectorXf* b) const {
   if (items.size() != weights.size()) {
     return Status::InvalidArgument("items and weights differ in length", "weights");
   }
-  const int d = options_.factors;
-  // Exact solve of (α₀ G + λ_u I + Σ c h hᵀ) w = Σ c h.
-  Eigen::MatrixXf a = item_gram_;
-  const float lambda =
-      RowRegularization(options_, static_cast<int64_t>(items.size()), item_factors_.rows());
-  a.diagonal().array() += lambda;
-  Vec b = Vec::Zero(d);
+  const int d = factors();
+  const RowMajorMatrixXf& h_all = *item_factors_;
+  // A = G_a + λ_u I + Σ c h hᵀ;  b = Σ c h.
+  Eigen::MatrixXf a = gram_;
+  a.diagonal().array() +=
+      RowRegularization(options_, static_cast<int64_t>(items.size()), h_all.rows());
+  b->setZero(d);
   for (size_t k = 0; k < items.size(); ++k) {
-    if (items[k] < 0 || items[k] >= item_factors_.rows()) {
+    if (items[k] < 0 || items[k] >= h_all.rows()) {
       return Status::InvalidArgument("item " + std::to_string(items[k]) + " is out of range",
                                      "items");
     }
     if (!(weights[k] > 0)) return Status::InvalidArgument("weights must be > 0", "weights");
-    ConstRow h(item_factors_.row(items[k]).data(), d);
+    ConstRow h(h_all.row(items[k]).data(), d);
     const float c = Confidence(options_, weights[k]);
     a.selfadjointView<Eigen::Lower>().rankUpdate(h, c);
-    b += c * h;
+    *b += c * h;
   }
-  if (items.empty()) return Vec(Vec::Zero(d));
-  return Vec(a.selfadjointView<Eigen::Lower>().llt().solve(b));
+  llt->compute(a.selfadjointView<Eigen::Lower>());
+  if (llt->info() != Eigen::Success) {
+    return Status::FailedPrecondition("the fold-in system is not positive definite");
+  }
+  return Status::Ok();
+}
+
+Result<Eigen::VectorXf> FoldInSolver::Solve(std::span<const int32_t> items,
+                                            std::span<const float> weights) const {
+  if (items.empty() && weights.empty()) return Vec(Vec::Zero(factors()));
+  Eigen::LLT<Eigen::MatrixXf> llt;
+  Vec b;
+  AFFINITY_RETURN_IF_ERROR(Prepare(items, weights, &llt, &b));
+  return Vec(llt.solve(b));
+}
+
+Result<std::vector<int>> FoldInSolver::Explain(std::span<const int32_t> items,
+                                               std::span<const float> weights,
+                                               std::span<const int32_t> targets) const {
+  const RowMajorMatrixXf& h_all = *item_factors_;
+  for (int32_t t : targets) {
+    if (t < 0 || t >= h_all.rows()) {
+      return Status::InvalidArgument("target " + std::to_string(t) + " is out of range", "targets");
+    }
+  }
+  std::vector<int> best(targets.size(), -1);
+  if (items.empty()) return best;
+  Eigen::LLT<Eigen::MatrixXf> llt;
+  Vec b;
+  AFFINITY_RETURN_IF_ERROR(Prepare(items, weights, &llt, &b));
+  const int d = factors();
+  // term(j, i) = c_i h_jᵀ A⁻¹ h_i: solve A X = H_tᵀ for the targets (k solves, not n), then
+  // every term is one dot product with an item row.
+  Eigen::MatrixXf ht(d, static_cast<Eigen::Index>(targets.size()));
+  for (size_t t = 0; t < targets.size(); ++t) ht.col(t) = h_all.row(targets[t]).transpose();
+  const Eigen::MatrixXf x = llt.solve(ht);
+  for (size_t t = 0; t < targets.size(); ++t) {
+    float top = -std::numeric_limits<float>::infinity();
+    for (size_t k = 0; k < items.size(); ++k) {
+      ConstRow h(h_all.row(items[k]).data(), d);
+      const float term = Confidence(options_, weights[k]) * x.col(t).dot(h);
+      if (term > top) {
+        top = term;
+        best[t] = static_cast<int>(k);
+      }
+    }
+  }
+  return best;
 }
 
 }  // namespace affinity

@@ -62,6 +62,14 @@ int Run(TrainFlags& f) {
       return Fail(Status::InvalidArgument("--half-life-days must be >= 0", "half-life-days"));
     }
     if (f.half_life_days > 0) io.half_life_days = f.half_life_days;
+    // The decay's reference time, recorded so that the server's fold-in decays the same way.
+    if (io.to) {
+      io.reference_time = *io.to;
+    } else {
+      auto stats = (*store)->ComputeStats();
+      if (!stats.ok()) return Fail(stats.status());
+      io.reference_time = stats->last_event.value_or(0);
+    }
     auto m = ReadPurchaseMatrix(**store, io);
     if (!m.ok()) return Fail(m.status());
     matrix = std::move(*m);
@@ -75,7 +83,8 @@ int Run(TrainFlags& f) {
     }
     source = {{"db", f.db},
               {"as_of", f.as_of.empty() ? "latest" : f.as_of},
-              {"half_life_days", f.half_life_days}};
+              {"half_life_days", f.half_life_days},
+              {"reference_time", *io.reference_time}};
     // The full insights recomputation rides along with every retrain (about a second per few
     // thousand customers): a summary in the manifest, the per-customer rows in insights.jsonl.
     InsightsOptions insights_options;
@@ -122,6 +131,7 @@ int Run(TrainFlags& f) {
 
   snapshot.user_factors = model.user_factors();
   snapshot.item_factors = model.item_factors();
+  snapshot.item_weights = model.item_weights();
   snapshot.manifest = {{"model", "ials"},
                        {"options", IalsOptionsJson(options)},
                        {"source", source},

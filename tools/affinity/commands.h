@@ -20,6 +20,7 @@ Command RegisterDemoData(CLI::App& app);
 Command RegisterInsights(CLI::App& app);
 Command RegisterEvaluate(CLI::App& app);
 Command RegisterTrain(CLI::App& app);
+Command RegisterServe(CLI::App& app);
 
 // Prints "affinity: <status>" to stderr and returns the exit code for it.
 int Fail(const Status& status);

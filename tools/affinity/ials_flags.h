@@ -1,5 +1,5 @@
-// iALS model flags shared by the subcommands that train (evaluate, and train later): they fill
-// IalsOptions, and IalsOptionsJson renders the options for reports.
+// iALS model flags shared by the subcommands that train (evaluate, train): they fill IalsOptions
+// (IalsOptionsJson in affinity/snapshot.h renders them for reports).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -7,6 +7,7 @@
 #include <string>
 
 #include "affinity/models/ials.h"
+#include "affinity/snapshot.h"
 
 namespace affinity::cli {
 
@@ -74,22 +75,5 @@ struct IalsFlags {
     return out->Validate();
   }
 };
-
-inline nlohmann::json IalsOptionsJson(const IalsOptions& o) {
-  static const char* kConfidence[] = {"binary", "log", "linear"};
-  return {{"factors", o.factors},
-          {"iterations", o.iterations},
-          {"unobserved_weight", o.unobserved_weight},
-          {"popularity_exponent", o.unobserved_popularity_exponent},
-          {"regularization", o.regularization},
-          {"reg_exponent", o.regularization_exponent},
-          {"alpha", o.confidence_alpha},
-          {"confidence", kConfidence[static_cast<int>(o.confidence)]},
-          {"solver", o.solver == IalsSolver::kCholesky ? "cholesky" : "cg"},
-          {"cg_steps", o.cg_steps},
-          {"init_stddev", o.init_stddev},
-          {"seed", o.seed},
-          {"threads", o.num_threads}};
-}
 
 }  // namespace affinity::cli

@@ -26,8 +26,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("affinity ") + AFFINITY_VERSION);
   app.require_subcommand(1);
   std::map<CLI::App*, Command> commands;
-  for (auto reg : {RegisterImport, RegisterStats, RegisterInsights, RegisterTrain, RegisterEvaluate,
-                   RegisterDemoData}) {
+  for (auto reg : {RegisterImport, RegisterStats, RegisterInsights, RegisterTrain, RegisterServe,
+                   RegisterEvaluate, RegisterDemoData}) {
     Command command = reg(app);
     commands[app.get_subcommands({}).back()] = std::move(command);
   }

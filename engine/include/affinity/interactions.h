@@ -3,6 +3,9 @@
 #pragma once
 
 #include <optional>
+#include <span>
+#include <utility>
+#include <vector>
 
 #include "affinity/models/csr_matrix.h"
 #include "affinity/status.h"
@@ -29,5 +32,12 @@ struct InteractionOptions {
 // out. Views and carts are ignored. InvalidArgument for a half-life <= 0; the store's
 // IOError/Corruption.
 Result<CsrMatrix> ReadPurchaseMatrix(const Store& store, const InteractionOptions& options);
+
+// One customer's row of that matrix from their history (as Store::CustomerHistory returns it),
+// with the same window, returns and decay; the reference time defaults to `to`, else the newest
+// event in `history`. Pairs (product, r) with r > 0, by product id. InvalidArgument for a
+// half-life <= 0. This is what the server folds in when a customer's events change.
+Result<std::vector<std::pair<ProductId, float>>> NetPurchases(std::span<const Event> history,
+                                                              const InteractionOptions& options);
 
 }  // namespace affinity

@@ -3,7 +3,8 @@
 //
 //   <root>/CURRENT              the current version's directory name ("v000003"), one line
 //   <root>/v000003/manifest.json  version, created_at, options, metrics, counts, file checksums
-//   <root>/v000003/user_factors.f32, item_factors.f32, customers.ids, products.ids
+//   <root>/v000003/user_factors.f32, item_factors.f32, customers.ids, products.ids,
+//                  item_weights.f32 (optional)
 //
 // Publishing is atomic: files are written into a temporary directory, fsync'ed, the directory is
 // renamed to its version name, then CURRENT is replaced by rename. A crash at any point leaves
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "affinity/models/ials.h"
 #include "affinity/models/recommender.h"
 #include "affinity/status.h"
 
@@ -34,6 +36,10 @@ struct Snapshot {
   RowMajorMatrixXf item_factors;          // products x d, by internal product id
   std::vector<std::string> customer_ids;  // internal id -> external id ("" for holes)
   std::vector<std::string> product_ids;
+  // a_i, the all-pairs weight of each item in training (IalsModel::item_weights()): fold-in needs
+  // it to solve a customer's row exactly as training did. Optional (empty: not stored, and
+  // fold-in uses α₀ for every trained item); when set, one entry per product.
+  Eigen::VectorXf item_weights;
   // Further files (name -> content), e.g. "insights.jsonl"; checksummed like the others. Names
   // are plain file names (no '/'), not those of the files above.
   std::map<std::string, std::string> extra_files;
@@ -45,9 +51,18 @@ struct Snapshot {
 // path) if any write, fsync or rename fails; the previous CURRENT then stays in force.
 Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot);
 
+// The model options as written into a manifest ("options"), and back. IalsOptionsFromJson fills
+// the fields present over the defaults; InvalidArgument naming the key for a wrong type or value.
+nlohmann::json IalsOptionsJson(const IalsOptions& options);
+Result<IalsOptions> IalsOptionsFromJson(const nlohmann::json& json);
+
 // Loads a snapshot: `version`, or the current one. NotFound if there is none; Corruption if a
 // file's checksum or header does not match the manifest.
 Result<Snapshot> LoadSnapshot(const std::string& root, std::optional<int64_t> version = {});
+
+// The version CURRENT names (reads one small file). NotFound if there is none; Corruption if
+// CURRENT names no version.
+Result<int64_t> CurrentSnapshotVersion(const std::string& root);
 
 // Versions present under `root`, ascending.
 Result<std::vector<int64_t>> ListSnapshots(const std::string& root);

@@ -45,6 +45,16 @@ struct AppendResult {
   int64_t bytes = 0;          // key + value bytes put into the WriteBatch
 };
 
+// What Store::ForgetCustomer removed.
+struct ForgetReceipt {
+  std::string customer;             // the external id that was forgotten
+  uint32_t internal_id = 0;         // its internal id (a hole from now on, never reused)
+  int64_t events = 0;               // events deleted (with their dedup entries)
+  bool profile = false;             // a customer record was deleted
+  int64_t notifications = 0;        // ledger entries deleted
+  std::vector<ProductId> products;  // products the customer had events for (ascending)
+};
+
 // Counts over the whole store, from StoreStats::Compute-style full scans.
 struct StoreStats {
   int64_t customers = 0;  // customer profiles stored
@@ -94,6 +104,13 @@ class Store {
   // Same as UpsertCustomers, for products.
   Result<int64_t> UpsertProducts(
       std::span<const std::pair<std::string, ProductAttributes>> products);
+
+  // Forgets a customer completely, in one atomic WriteBatch: their events and the events' dedup
+  // entries, their profile, both id-map entries and every ledger entry (notifications keyed by
+  // their internal id). The internal id is never handed out again; the same external id coming
+  // back later is a new customer. NotFound for an unknown id; IOError (nothing deleted) if
+  // RocksDB fails.
+  Result<ForgetReceipt> ForgetCustomer(std::string_view external_id);
 
   // ---- Reads ----
 

@@ -54,6 +54,11 @@ struct EventInput {
   std::string event_id;     // required: client-supplied or derived (invoice + line); dedup key
 };
 
+// Checks an event before it is stored: non-empty ids and event_id, finite quantity > 0, finite
+// unit_price >= 0, a known type. InvalidArgument whose field names the event and the member
+// ("events[3].quantity" for index 3).
+Status ValidateEventInput(const EventInput& event, size_t index);
+
 // An event as stored, with internal ids resolved.
 struct Event {
   CustomerId customer;

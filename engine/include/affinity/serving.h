@@ -1,0 +1,230 @@
+// ServingEngine: everything the HTTP server answers, as library calls. It owns the loaded model
+// snapshot with its vector indexes, the online updates made since (fold-in), and small in-memory
+// caches of the store (catalog, buyers per product, opt-outs); the store stays the source of
+// truth and every write goes to it first.
+//
+// Model state. A snapshot is loaded into an immutable ServingModel: factors, id maps, the
+// fold-in solver and three VectorIndexes (products by inner product for recommendations, products
+// by cosine for "similar", customers by inner product for audiences). Queries hold a
+// std::shared_ptr to the state they started on, so a reload swaps the pointer and in-flight
+// requests finish on the old model.
+//
+// Online updates (fold-in). After events are stored, each affected customer's row is re-solved
+// exactly against the fixed item factors (FoldInSolver) from their whole stored history,
+// weighted as training weighted it (interactions.h, NetPurchases; decay measured from the later
+// of the snapshot's reference time and the customer's newest event). The new vector goes into an
+// overlay that recommendations read first. The customer index is not modified: audiences score
+// overlay customers exactly and drop their stale index entries, so the next request sees the
+// update. A reload re-solves every overlay customer against the new model before and after the
+// swap, so no update is lost to a concurrent reload.
+//
+// Forgetting. ForgetCustomer deletes the customer from the store (Store::ForgetCustomer), drops
+// their overlay vector and buyer entries, and records the internal id as forgotten, which hides
+// the stale row of the loaded snapshot from every answer until a retrain (whose snapshot no
+// longer has them) is loaded.
+//
+// Thread safety: every method may be called concurrently. Queries take shared locks on the
+// caches only; writes are serialized by the store.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "affinity/insights.h"
+#include "affinity/models/vector_index.h"
+#include "affinity/status.h"
+#include "affinity/store.h"
+
+namespace affinity {
+
+struct ServingOptions {
+  // Products, for recommendations and similar products. Default: exact up to 50k products, HNSW
+  // above.
+  VectorIndexOptions item_index;
+  // Customers, for audiences. Default: exact up to 100k customers, IVF above (an audience asks
+  // for up to thousands of results, which IVF serves in one pass over a few cells).
+  VectorIndexOptions customer_index = [] {
+    VectorIndexOptions o;
+    o.exact_limit = 100'000;
+    o.approximate = VectorIndexKind::kIvf;
+    return o;
+  }();
+  // Largest k for recommendations and similar products (larger requests are capped). Default 100.
+  int max_k = 100;
+  // Largest audience (limit is capped). Default 10,000.
+  int max_audience = 10'000;
+  // Reasons consider the customer's most recent distinct products, at most this many. Default 256.
+  int reason_history = 256;
+  // Products kept in the popularity fallback (customers without a vector). Default 1,000.
+  int popular_size = 1'000;
+
+  // InvalidArgument naming the field for a bad index option or a non-positive limit.
+  Status Validate() const;
+};
+
+// What a loaded model is, for GET /v1/model and the metrics.
+struct IndexInfo {
+  std::string kind;  // "exact", "hnsw", "ivf"
+  int64_t size = 0;
+  double recall_at_10 = 1;  // against exact search at build time (1 for exact)
+  double build_seconds = 0;
+};
+struct ModelInfo {
+  int64_t version = 0;
+  std::string created_at;
+  int factors = 0;
+  int64_t customers = 0;  // rows of the snapshot
+  int64_t products = 0;
+  IndexInfo item_index, similar_index, customer_index;
+  int64_t overlay_customers = 0;  // customers folded in since this snapshot was loaded
+  std::string loaded_at;          // ISO 8601
+};
+
+struct Recommendation {
+  std::string product;  // external id
+  float score = 0;      // w_u · h_i
+  // The customer's past purchase contributing most to the score (Hu et al. 2008 §5); empty
+  // when the answer comes from the popularity fallback.
+  std::string because;
+};
+
+struct RecommendRequest {
+  std::string customer;  // external id
+  int k = 10;
+  // Only products in this category or below it ("Home/Kitchen" matches "Home/Kitchen/Mugs").
+  std::optional<std::string> category;
+  // Leave out products the customer has bought. Default true.
+  bool exclude_purchased = true;
+};
+
+struct RecommendResult {
+  std::vector<Recommendation> items;
+  // "model" (snapshot vector), "fold_in" (updated since the snapshot) or "popular" (the
+  // customer has no vector: no purchases the model knows).
+  std::string source;
+  int64_t model_version = 0;
+};
+
+struct SimilarProduct {
+  std::string product;
+  float score = 0;  // cosine similarity of the item vectors
+};
+
+struct AudienceMember {
+  std::string customer;
+  float score = 0;  // w_u · h_i
+};
+
+struct AudienceRequest {
+  std::string product;
+  int limit = 100;
+  std::optional<float> min_score;  // leave out customers scoring below
+};
+
+// What AddEvents did: the store's counts, and the events refused (by index in the request).
+struct AddEventsResult {
+  AppendResult stored;
+  struct Error {
+    size_t index = 0;
+    Status status;
+  };
+  std::vector<Error> errors;
+  int64_t folded_in = 0;  // customers whose vectors were re-solved
+};
+
+class ServingEngine {
+ public:
+  // Loads the current snapshot under `snapshot_root` and builds its indexes, and reads the caches
+  // from `store` (a full scan of events, customers and products: seconds per million events).
+  // `store` must outlive the engine. NotFound if there is no snapshot; Corruption for a damaged
+  // one; FailedPrecondition if the snapshot's products or customers do not fit the store (ids
+  // beyond the store's); the store's errors.
+  static Result<std::unique_ptr<ServingEngine>> Open(Store* store, std::string snapshot_root,
+                                                     ServingOptions options);
+  ~ServingEngine();
+
+  // Loads the current snapshot if it is newer than the one being served (or `force`), builds its
+  // indexes off the request path, re-solves the overlay customers, and swaps it in; requests keep
+  // being answered meanwhile. Returns the version served afterwards. Errors as Open; the old
+  // model stays in service on any error.
+  Result<int64_t> Reload(bool force = false);
+
+  // ---- Queries ----
+
+  // Top-k products for a customer. NotFound for an unknown customer; InvalidArgument (field
+  // "k") for k < 1 (k above max_k is capped).
+  Result<RecommendResult> Recommend(const RecommendRequest& request) const;
+  // Products most similar to a product. NotFound for an unknown product; FailedPrecondition if
+  // the model has no vector for it yet (no purchases before the snapshot); InvalidArgument for
+  // k < 1.
+  Result<std::vector<SimilarProduct>> Similar(std::string_view product, int k) const;
+  // Customers to tell about a product, best first: not opted out, not already buyers of it.
+  // Errors as Similar (field "limit").
+  Result<std::vector<AudienceMember>> Audience(const AudienceRequest& request) const;
+
+  // ---- Writes ----
+
+  // Validates each event; stores the valid ones in one durable batch (the store's dedup applies),
+  // then folds in every customer they touch. Invalid events are returned by index and not stored.
+  // The store's errors if the batch cannot be written (nothing stored, nothing folded in).
+  Result<AddEventsResult> AddEvents(std::span<const EventInput> events);
+  // Upserts one customer / product in the store and the caches (opt-out, catalog). Store errors.
+  // Returns true if it was created.
+  Result<bool> UpsertCustomer(const std::string& id, const CustomerProfile& profile);
+  Result<bool> UpsertProduct(const std::string& id, const ProductAttributes& attributes);
+  // Forgets a customer everywhere (see above). NotFound for an unknown customer.
+  Result<ForgetReceipt> ForgetCustomer(std::string_view id);
+
+  // ---- Customer insights ----
+
+  // Fits the shop-wide insights model (BG/NBD, Gamma-Gamma, RFM quintiles; a full scan, about a
+  // second per few thousand customers) and makes it the one Insight uses. Errors of
+  // ComputeShopInsights; the previous model stays in use.
+  Status RefitInsights();
+  // One customer's RFM scores, loyalty stage, P(alive), expected purchases and CLV, computed from
+  // their stored history at request time, so events written since the fit count; "now" is the
+  // newest event in the store (the fit's calibration end, moved on by AddEvents). NotFound for an
+  // unknown customer or one with no purchase; FailedPrecondition before the first RefitInsights.
+  Result<CustomerInsight> Insight(std::string_view customer) const;
+
+  // ---- Introspection ----
+  ModelInfo Info() const;
+  int64_t fold_ins() const { return fold_ins_.load(std::memory_order_relaxed); }
+  int64_t reloads() const { return reloads_.load(std::memory_order_relaxed); }
+  const ServingOptions& options() const { return options_; }
+  Store& store() const { return *store_; }
+
+ private:
+  struct Model;
+  struct State;
+  struct Caches;
+  ServingEngine(Store* store, std::string root, ServingOptions options);
+  std::shared_ptr<State> current() const;
+  Result<std::shared_ptr<const Model>> LoadModel(std::optional<int64_t> version) const;
+  // Re-solves `customer` on the current state; retries if a reload retired it meanwhile.
+  Status FoldIn(CustomerId customer);
+  // The customer's row from their stored history; empty if none of their products is in the
+  // model.
+  Result<Eigen::VectorXf> Solve(const Model& model, CustomerId customer) const;
+  void RefreshPopular();
+
+  Store* store_;
+  std::string root_;
+  ServingOptions options_;
+  std::unique_ptr<Caches> caches_;
+  mutable std::mutex state_mu_;  // guards state_ (the pointer, not the state)
+  std::shared_ptr<State> state_;
+  std::mutex reload_mu_;            // one reload at a time
+  mutable std::mutex insights_mu_;  // guards insights_
+  std::shared_ptr<const InsightsModel> insights_;
+  std::atomic<int64_t> newest_event_{0};
+  std::atomic<int64_t> fold_ins_{0};
+  std::atomic<int64_t> reloads_{0};
+};
+
+}  // namespace affinity

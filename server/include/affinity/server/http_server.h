@@ -1,0 +1,90 @@
+// HttpServer: the JSON API of docs/api.md (OpenAPI 3 in docs/openapi.yaml) over cpp-httplib,
+// answering from a ServingEngine. It maps HTTP to library calls and Status to HTTP codes; the
+// logic lives in the engine.
+//
+// Threads. cpp-httplib (Debian's 0.11) hands every accepted connection to a worker for its whole
+// keep-alive life, so the worker pool bounds the number of connections served at once. The pool
+// has `threads` workers and a queue of at most `max_queued` waiting connections; a connection
+// accepted when the queue is full is answered 503 (code "overloaded") and closed, instead of
+// waiting unboundedly. Keep-alive connections are closed after `keep_alive_max_count` requests or
+// `keep_alive_timeout_s` idle seconds, so idle clients cannot hold workers for long.
+//
+// Limits. Bodies above `max_body_bytes` are refused with 413; chunked request bodies (which
+// Debian's 0.11.4 does not limit) are refused with 411 before they are read. TCP_NODELAY is on.
+//
+// Auth. Keys come from a file (one per line: `KEY`, or `ROLE KEY` with ROLE admin, write or read;
+// a bare key is admin; blank lines and lines starting with # are skipped) and are compared in
+// constant time. Write routes need a write or admin key; admin routes (reload, DELETE customer,
+// personal fields) an admin key; read routes are open unless `private_reads`, then any key. With
+// no keys at all, write and admin routes answer 403.
+//
+// Thread safety: Start, Stop and Wait may be called from different threads; Stop is idempotent.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "affinity/serving.h"
+#include "affinity/status.h"
+
+namespace affinity {
+
+enum class Role { kRead = 1, kWrite = 2, kAdmin = 3 };
+
+struct ApiKey {
+  std::string key;
+  Role role = Role::kAdmin;
+};
+
+// Reads a key file (format above). InvalidArgument naming the line for an unknown role, a key
+// shorter than 16 bytes or containing spaces; IOError if unreadable.
+Result<std::vector<ApiKey>> ReadApiKeyFile(const std::string& path);
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port (see HttpServer::port())
+  // Worker threads = connections served at once. Default 64: a widget fleet keeps tens of
+  // keep-alive connections open, and an idle one costs a thread, not CPU.
+  int threads = 64;
+  // Connections waiting for a worker before new ones get 503. Default 256.
+  int max_queued = 256;
+  size_t max_body_bytes = 1 << 20;  // default 1 MiB (about 5,000 events per batch)
+  int read_timeout_s = 5;
+  int write_timeout_s = 5;
+  int keep_alive_timeout_s = 5;
+  int keep_alive_max_count = 1000;
+  std::vector<ApiKey> keys;
+  bool private_reads = false;  // read routes need a key too
+  // Largest POST /v1/events batch (more: 413). Default 5,000.
+  int max_batch = 5'000;
+
+  Status Validate() const;
+};
+
+class HttpServer {
+ public:
+  // `engine` must outlive the server.
+  HttpServer(ServingEngine* engine, HttpServerOptions options);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds host:port. InvalidArgument for bad options; IOError if the address cannot be bound.
+  Status Bind();
+  // The bound port (after Bind).
+  int port() const;
+  // Serves until Stop (blocks). Call after Bind.
+  Status Serve();
+  // Stops accepting, lets in-flight requests finish, and makes Serve return.
+  void Stop();
+
+  // The Prometheus text exposition of the metrics (what GET /metrics returns).
+  std::string MetricsText() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace affinity

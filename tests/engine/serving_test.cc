@@ -1,0 +1,252 @@
+#include "affinity/serving.h"
+
+#include <gtest/gtest.h>
+
+#include "planted_shop.h"
+#include "test_util.h"
+
+namespace affinity {
+namespace {
+
+using testing::PlantedId;
+
+class ServingEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::OpenPlantedEngine(dir_, &store_, &engine_);
+    ASSERT_TRUE(engine_);
+  }
+
+  testing::ScratchDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ServingEngine> engine_;
+};
+
+TEST_F(ServingEngineTest, RecommendsTheCustomersSideWithReasonsFromTheirPurchases) {
+  for (int i : {0, 7, 29}) {
+    RecommendRequest r;
+    r.customer = PlantedId('a', i);
+    r.k = 5;
+    auto result = engine_->Recommend(r);
+    ASSERT_TRUE(result.ok()) << result.status().ToString();
+    EXPECT_EQ(result->source, "model");
+    ASSERT_EQ(result->items.size(), 5u);
+    const std::vector<int> basket = testing::PlantedBasket(i);
+    for (const auto& item : result->items) {
+      EXPECT_EQ(item.product[0], 'k') << item.product;  // the kitchen side
+      const int n = std::stoi(item.product.substr(1));
+      EXPECT_EQ(std::count(basket.begin(), basket.end(), n), 0) << "already bought";
+      // The reason is one of the customer's own purchases.
+      ASSERT_FALSE(item.because.empty());
+      EXPECT_EQ(std::count(basket.begin(), basket.end(), std::stoi(item.because.substr(1))), 1);
+    }
+  }
+}
+
+TEST_F(ServingEngineTest, CategoryFilterAndUnknownIds) {
+  RecommendRequest r;
+  r.customer = PlantedId('b', 3);
+  r.category = "Sports/Running/Shirts";
+  r.k = 20;
+  auto result = engine_->Recommend(r);
+  ASSERT_TRUE(result.ok());
+  ASSERT_FALSE(result->items.empty());
+  for (const auto& item : result->items) EXPECT_GE(std::stoi(item.product.substr(1)), 10);
+  r.customer = "nobody";
+  EXPECT_EQ(engine_->Recommend(r).status().code(), StatusCode::kNotFound);
+  r.customer = PlantedId('b', 3);
+  r.k = 0;
+  EXPECT_EQ(engine_->Recommend(r).status().field(), "k");
+}
+
+TEST_F(ServingEngineTest, FoldInIsVisibleAtOnceAndMovesTheCustomer) {
+  // b05 (running side) buys three kitchen products: the other kitchen products move up for them
+  // at once, and the bought ones leave the list.
+  RecommendRequest r;
+  r.customer = PlantedId('b', 5);
+  r.k = 40;
+  r.exclude_purchased = false;
+  auto mean_kitchen = [](const RecommendResult& res, const std::vector<std::string>& skip) {
+    double sum = 0;
+    int n = 0;
+    for (const auto& item : res.items) {
+      if (item.product[0] != 'k' ||
+          std::find(skip.begin(), skip.end(), item.product) != skip.end()) {
+        continue;
+      }
+      sum += item.score;
+      ++n;
+    }
+    return n > 0 ? sum / n : -1e9;
+  };
+  const std::vector<std::string> bought = {"k03", "k07", "k11"};
+  auto before = engine_->Recommend(r);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->source, "model");
+  std::vector<EventInput> events;
+  for (const auto& p : bought) {
+    EventInput e;
+    e.customer = PlantedId('b', 5);
+    e.product = p;
+    e.time = testing::kPlantedStart + 20 * 86400;
+    e.event_id = "fold-" + p;
+    events.push_back(e);
+  }
+  auto added = engine_->AddEvents(events);
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(added->stored.written, 3);
+  EXPECT_EQ(added->folded_in, 1);
+  auto after = engine_->Recommend(r);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->source, "fold_in");
+  EXPECT_GT(mean_kitchen(*after, bought), mean_kitchen(*before, bought) + 0.02);
+  r.exclude_purchased = true;
+  auto excluded = engine_->Recommend(r);
+  ASSERT_TRUE(excluded.ok());
+  for (const auto& item : excluded->items) {
+    EXPECT_EQ(std::find(bought.begin(), bought.end(), item.product), bought.end());
+  }
+  EXPECT_EQ(engine_->fold_ins(), 1);
+}
+
+// The online fold-in of an unchanged customer reproduces their trained vector.
+TEST_F(ServingEngineTest, FoldInOfAnUnchangedCustomerMatchesTraining) {
+  RecommendRequest r;
+  r.customer = PlantedId('a', 8);
+  r.k = 40;
+  r.exclude_purchased = false;
+  auto before = engine_->Recommend(r);
+  ASSERT_TRUE(before.ok());
+  // A view is stored but does not change the purchase row: the fold-in re-solves the same row.
+  EventInput view;
+  view.customer = PlantedId('a', 8);
+  view.product = "k01";
+  view.type = EventType::kView;
+  view.time = testing::kPlantedStart + 25 * 86400;
+  view.event_id = "view-1";
+  ASSERT_TRUE(engine_->AddEvents({&view, 1}).ok());
+  auto after = engine_->Recommend(r);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->source, "fold_in");
+  ASSERT_EQ(after->items.size(), before->items.size());
+  for (const auto& b : before->items) {
+    for (const auto& a : after->items) {
+      if (a.product == b.product) {
+        EXPECT_NEAR(a.score, b.score, 0.02) << a.product;
+      }
+    }
+  }
+}
+
+TEST_F(ServingEngineTest, AudienceIsTheSideThatHasNotBoughtAndHonoursOptOuts) {
+  AudienceRequest r;
+  r.product = "k04";
+  r.limit = 10;
+  auto audience = engine_->Audience(r);
+  ASSERT_TRUE(audience.ok()) << audience.status().ToString();
+  ASSERT_EQ(audience->size(), 10u);
+  for (const auto& m : *audience) {
+    EXPECT_EQ(m.customer[0], 'a') << m.customer;
+    const std::vector<int> basket = testing::PlantedBasket(std::stoi(m.customer.substr(1)));
+    EXPECT_EQ(std::count(basket.begin(), basket.end(), 4), 0) << m.customer << " bought it";
+  }
+  const std::string top = (*audience)[0].customer;
+  CustomerProfile p;
+  p.opted_out = true;
+  ASSERT_TRUE(engine_->UpsertCustomer(top, p).ok());
+  auto again = engine_->Audience(r);
+  ASSERT_TRUE(again.ok());
+  for (const auto& m : *again) EXPECT_NE(m.customer, top);
+  r.product = "nothing";
+  EXPECT_EQ(engine_->Audience(r).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
+  AudienceRequest r;
+  r.product = "k04";
+  r.limit = 30;
+  auto audience = engine_->Audience(r);
+  ASSERT_TRUE(audience.ok());
+  const std::string victim = (*audience)[0].customer;
+  auto receipt = engine_->ForgetCustomer(victim);
+  ASSERT_TRUE(receipt.ok()) << receipt.status().ToString();
+  EXPECT_EQ(receipt->events, 6);
+  EXPECT_TRUE(receipt->profile);
+  EXPECT_EQ(store_->FindCustomer(victim).status().code(), StatusCode::kNotFound);
+  auto history = store_->CustomerHistory(CustomerId{receipt->internal_id});
+  ASSERT_TRUE(history.ok());
+  EXPECT_TRUE(history->empty());
+  auto after = engine_->Audience(r);
+  ASSERT_TRUE(after.ok());
+  for (const auto& m : *after) EXPECT_NE(m.customer, victim);
+  RecommendRequest rr;
+  rr.customer = victim;
+  EXPECT_EQ(engine_->Recommend(rr).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(engine_->ForgetCustomer(victim).status().code(), StatusCode::kNotFound);
+  // The next snapshot does not contain them.
+  ASSERT_EQ(testing::TrainPlantedSnapshot(*store_, dir_.Sub("snaps")), 2);
+  auto snapshot = LoadSnapshot(dir_.Sub("snaps"));
+  ASSERT_TRUE(snapshot.ok());
+  EXPECT_EQ(std::count(snapshot->customer_ids.begin(), snapshot->customer_ids.end(), victim), 0);
+  EXPECT_EQ(snapshot->user_factors.row(receipt->internal_id).squaredNorm(), 0.0f);
+}
+
+TEST_F(ServingEngineTest, ReloadSwapsAndKeepsFoldedInCustomers) {
+  EventInput e;
+  e.customer = "newcomer";
+  e.product = "r02";
+  e.time = testing::kPlantedStart + 21 * 86400;
+  e.event_id = "n-1";
+  ASSERT_TRUE(engine_->AddEvents({&e, 1}).ok());
+  auto unchanged = engine_->Reload();  // nothing newer
+  ASSERT_TRUE(unchanged.ok());
+  EXPECT_EQ(*unchanged, 1);
+  ASSERT_EQ(testing::TrainPlantedSnapshot(*store_, dir_.Sub("snaps"), /*seed=*/9), 2);
+  auto v = engine_->Reload();
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, 2);
+  EXPECT_EQ(engine_->Info().version, 2);
+  RecommendRequest r;
+  r.customer = "newcomer";
+  r.k = 3;
+  auto result = engine_->Recommend(r);
+  ASSERT_TRUE(result.ok());
+  // The newcomer is in the new snapshot too, or re-solved on it: running products either way.
+  EXPECT_NE(result->source, "popular");
+  for (const auto& item : result->items) EXPECT_EQ(item.product[0], 'r');
+}
+
+TEST_F(ServingEngineTest, CustomersWithoutAVectorGetPopularProducts) {
+  CustomerProfile p;
+  ASSERT_TRUE(engine_->UpsertCustomer("fresh", p).ok());
+  RecommendRequest r;
+  r.customer = "fresh";
+  r.k = 4;
+  auto result = engine_->Recommend(r);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->source, "popular");
+  EXPECT_EQ(result->items.size(), 4u);
+  for (const auto& item : result->items) EXPECT_TRUE(item.because.empty());
+}
+
+TEST_F(ServingEngineTest, InsightsNeedTheFitThenReflectNewEvents) {
+  EXPECT_EQ(engine_->Insight("a01").status().code(), StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(engine_->RefitInsights().ok());
+  auto before = engine_->Insight("a01");
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EventInput e;
+  e.customer = "a01";
+  e.product = "k19";
+  e.time = testing::kPlantedStart + 40 * 86400;
+  e.unit_price = 50;
+  e.event_id = "late-1";
+  ASSERT_TRUE(engine_->AddEvents({&e, 1}).ok());
+  auto after = engine_->Insight("a01");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->purchase_days, before->purchase_days + 1);
+  EXPECT_GT(after->monetary, before->monetary);
+  EXPECT_EQ(engine_->Insight("nobody").status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace affinity

@@ -1,0 +1,451 @@
+// End-to-end: the real HttpServer on a loopback port, a planted store and snapshot, and
+// cpp-httplib clients calling every route and error path.
+#include "affinity/server/http_server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "planted_shop.h"
+#include "test_util.h"
+
+namespace affinity {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kAdminKey[] = "admin-key-0123456789";
+constexpr char kWriteKey[] = "write-key-0123456789";
+constexpr char kReadKey[] = "read-key-01234567890";
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::OpenPlantedEngine(dir_, &store_, &engine_);
+    ASSERT_TRUE(engine_);
+    ASSERT_TRUE(engine_->RefitInsights().ok());
+  }
+
+  void Start(HttpServerOptions options = {}) {
+    options.port = 0;
+    if (options.keys.empty()) {
+      options.keys = {
+          {kAdminKey, Role::kAdmin}, {kWriteKey, Role::kWrite}, {kReadKey, Role::kRead}};
+    }
+    server_ = std::make_unique<HttpServer>(engine_.get(), options);
+    ASSERT_TRUE(server_->Bind().ok());
+    thread_ = std::thread([this] { EXPECT_TRUE(server_->Serve().ok()); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->Stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  httplib::Client Client(const char* key = nullptr) {
+    httplib::Client c("127.0.0.1", server_->port());
+    c.set_read_timeout(10, 0);
+    if (key) c.set_bearer_token_auth(key);
+    return c;
+  }
+
+  static json Body(const httplib::Result& r) {
+    return json::parse(r->body, nullptr, /*allow_exceptions=*/false);
+  }
+
+  // Checks the error shape and returns the field.
+  static std::string ErrorField(const httplib::Result& r, int status) {
+    EXPECT_TRUE(r) << "no response";
+    if (!r) return "";
+    EXPECT_EQ(r->status, status) << r->body;
+    json j = Body(r);
+    EXPECT_TRUE(j.contains("error")) << r->body;
+    if (!j.contains("error")) return "";
+    EXPECT_TRUE(j["error"]["code"].is_string());
+    EXPECT_TRUE(j["error"]["message"].is_string());
+    return j["error"].value("field", "");
+  }
+
+  testing::ScratchDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ServingEngine> engine_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+};
+
+TEST_F(HttpServerTest, HealthModelAndMetrics) {
+  Start();
+  auto c = Client();
+  auto health = c.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto model = c.Get("/v1/model");
+  ASSERT_TRUE(model);
+  json m = Body(model);
+  EXPECT_EQ(m["version"], 1);
+  EXPECT_EQ(m["factors"], 8);
+  EXPECT_EQ(m["indexes"]["items"]["kind"], "exact");
+  EXPECT_EQ(m["indexes"]["customers"]["size"], 60);
+  ASSERT_TRUE(c.Get("/v1/customers/a01/recommendations"));
+  auto metrics = c.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find(
+                "affinity_http_requests_total{route=\"recommendations\",status=\"200\"} 1"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("affinity_http_request_duration_seconds_bucket{route=\"healthz\""),
+            std::string::npos);
+  EXPECT_NE(metrics->body.find("affinity_model_version 1"), std::string::npos);
+  EXPECT_NE(metrics->body.find("affinity_index_size{index=\"customers\",kind=\"exact\"} 60"),
+            std::string::npos);
+}
+
+TEST_F(HttpServerTest, RecommendationsWithReasonsAndTheirErrors) {
+  Start();
+  auto c = Client();
+  auto r = c.Get("/v1/customers/a03/recommendations?k=4");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json j = Body(r);
+  EXPECT_EQ(j["source"], "model");
+  ASSERT_EQ(j["items"].size(), 4u);
+  const std::vector<int> basket = testing::PlantedBasket(3);
+  for (const auto& item : j["items"]) {
+    const std::string p = item["product"];
+    EXPECT_EQ(p[0], 'k');
+    EXPECT_EQ(std::count(basket.begin(), basket.end(), std::stoi(p.substr(1))), 0);
+    EXPECT_EQ(item["reason"]["kind"], "purchased");
+    const std::string because = item["reason"]["product"];
+    EXPECT_EQ(std::count(basket.begin(), basket.end(), std::stoi(because.substr(1))), 1);
+  }
+  auto cat = c.Get("/v1/customers/a03/recommendations?k=20&category=Home/Kitchen/Pans");
+  ASSERT_TRUE(cat);
+  for (const auto& item : Body(cat)["items"]) {
+    EXPECT_GE(std::stoi(item["product"].get<std::string>().substr(1)), 10);
+  }
+  // Huge k is capped at max_k, not an error; negative, non-numeric k are 400 naming "k".
+  auto huge = c.Get("/v1/customers/a03/recommendations?k=1000");
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 200);
+  EXPECT_EQ(ErrorField(c.Get("/v1/customers/a03/recommendations?k=-1"), 400), "k");
+  EXPECT_EQ(ErrorField(c.Get("/v1/customers/a03/recommendations?k=abc"), 400), "k");
+  EXPECT_EQ(ErrorField(c.Get("/v1/customers/a03/recommendations?k=99999999999"), 400), "k");
+  EXPECT_EQ(ErrorField(c.Get("/v1/customers/a03/recommendations?exclude_purchased=maybe"), 400),
+            "exclude_purchased");
+  ErrorField(c.Get("/v1/customers/nobody/recommendations"), 404);
+  // Odd bytes in an id: a control character, invalid UTF-8.
+  EXPECT_EQ(ErrorField(c.Get("/v1/customers/a%0103/recommendations"), 400), "id");
+  EXPECT_EQ(ErrorField(c.Get("/v1/customers/%ff%fe/recommendations"), 400), "id");
+  ErrorField(c.Get("/v1/no/such/route"), 404);
+}
+
+TEST_F(HttpServerTest, PurchaseThenRecommend) {
+  Start();
+  auto c = Client();
+  auto score_of = [](const json& j, const std::string& p) {
+    for (const auto& item : j["items"]) {
+      if (item["product"] == p) return item["score"].get<double>();
+    }
+    return -1e9;
+  };
+  // b07 has only running products; find the kitchen product most similar to k05.
+  auto similar = c.Get("/v1/products/k05/similar?k=3");
+  ASSERT_TRUE(similar);
+  ASSERT_EQ(similar->status, 200) << similar->body;
+  const std::string neighbour = Body(similar)["items"][0]["product"];
+  EXPECT_EQ(neighbour[0], 'k');
+  auto before = Body(c.Get("/v1/customers/b07/recommendations?k=40&exclude_purchased=false"));
+  auto w = Client(kWriteKey);
+  auto post = w.Post("/v1/events",
+                     R"({"events":[{"customer":"b07","product":"k05","time":"2025-02-01T10:00:00Z",
+                         "quantity":2,"unit_price":12.5,"channel":"app","event_id":"e-1"}]})",
+                     "application/json");
+  ASSERT_TRUE(post);
+  ASSERT_EQ(post->status, 200) << post->body;
+  EXPECT_EQ(Body(post)["stored"], 1);
+  EXPECT_EQ(Body(post)["folded_in"], 1);
+  // The very next request sees it: k05 is gone when excluding purchases, and its neighbour
+  // scores higher than before.
+  auto after = Body(c.Get("/v1/customers/b07/recommendations?k=40"));
+  EXPECT_EQ(after["source"], "fold_in");
+  EXPECT_EQ(score_of(after, "k05"), -1e9);
+  EXPECT_GT(score_of(after, neighbour), score_of(before, neighbour));
+  // The same event again is a duplicate, not a second purchase.
+  auto again = w.Post("/v1/events", R"([{"customer":"b07","product":"k05","event_id":"e-1"}])",
+                      "application/json");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(Body(again)["duplicates"], 1);
+  EXPECT_EQ(Body(again)["stored"], 0);
+}
+
+TEST_F(HttpServerTest, EventBatchErrorsAreNamedByIndex) {
+  HttpServerOptions o;
+  o.max_batch = 3;
+  o.max_body_bytes = 4096;
+  Start(o);
+  auto w = Client(kWriteKey);
+  auto mixed = w.Post("/v1/events",
+                      R"({"events":[{"customer":"a01","product":"k01","event_id":"m-1"},
+                                    {"customer":"a01","product":"k02","quantity":"two"},
+                                    {"customer":"a01","product":"k03","quantity":-1}]})",
+                      "application/json");
+  ASSERT_TRUE(mixed);
+  EXPECT_EQ(mixed->status, 200);
+  json j = Body(mixed);
+  EXPECT_EQ(j["stored"], 1);
+  ASSERT_EQ(j["errors"].size(), 2u);
+  EXPECT_EQ(j["errors"][0]["index"], 1);
+  EXPECT_EQ(j["errors"][0]["field"], "events[1].quantity");
+  EXPECT_EQ(j["errors"][1]["index"], 2);
+  EXPECT_EQ(j["errors"][1]["field"], "events[2].quantity");
+  auto all_bad = w.Post("/v1/events", R"([{"product":"k01"}, 5])", "application/json");
+  ASSERT_TRUE(all_bad);
+  EXPECT_EQ(all_bad->status, 422);
+  EXPECT_EQ(Body(all_bad)["errors"][0]["field"], "events[0].customer");
+  EXPECT_EQ(ErrorField(w.Post("/v1/events", "{not json", "application/json"), 400), "body");
+  EXPECT_EQ(ErrorField(w.Post("/v1/events", R"({"events": 3})", "application/json"), 400),
+            "events");
+  EXPECT_EQ(ErrorField(w.Post("/v1/events", R"({"evnts": []})", "application/json"), 400),
+            "events");
+  auto unknown =
+      w.Post("/v1/events", R"([{"customer":"a","product":"b","color":1}])", "application/json");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 422);
+  EXPECT_EQ(Body(unknown)["errors"][0]["field"], "events[0].color");
+  ErrorField(w.Post("/v1/events", "[{},{},{},{}]", "application/json"), 413);
+  ErrorField(w.Post("/v1/events", std::string(8192, ' ') + "[]", "application/json"), 413);
+  // A chunked body is refused before it is read.
+  httplib::Headers headers = {{"Authorization", std::string("Bearer ") + kWriteKey}};
+  auto chunked = w.Post(
+      "/v1/events", headers,
+      [](size_t, httplib::DataSink& sink) {
+        sink.write("[]", 2);
+        sink.done();
+        return true;
+      },
+      "application/json");
+  ASSERT_TRUE(chunked);
+  EXPECT_EQ(chunked->status, 411);
+}
+
+TEST_F(HttpServerTest, AuthRolesAndPersonalFields) {
+  Start();
+  const char* body = R"([{"customer":"a01","product":"k01","event_id":"auth-1"}])";
+  EXPECT_EQ(ErrorField(Client().Post("/v1/events", body, "application/json"), 401),
+            "Authorization");
+  ErrorField(Client(kReadKey).Post("/v1/events", body, "application/json"), 403);
+  EXPECT_EQ(
+      ErrorField(Client("wrong-key-0123456789").Post("/v1/events", body, "application/json"), 401),
+      "Authorization");
+  auto ok = Client(kWriteKey).Post("/v1/events", body, "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  ErrorField(Client(kWriteKey).Post("/v1/admin/reload", "", "application/json"), 403);
+  auto reload = Client(kAdminKey).Post("/v1/admin/reload", "", "application/json");
+  ASSERT_TRUE(reload);
+  EXPECT_EQ(reload->status, 200) << reload->body;
+  // Personal fields only for the admin key.
+  json open = Body(Client().Get("/v1/customers/a01"));
+  EXPECT_EQ(open["id"], "a01");
+  EXPECT_FALSE(open.contains("email"));
+  EXPECT_FALSE(open.contains("name"));
+  json read = Body(Client(kReadKey).Get("/v1/customers/a01"));
+  EXPECT_FALSE(read.contains("email"));
+  json admin = Body(Client(kAdminKey).Get("/v1/customers/a01"));
+  EXPECT_EQ(admin["email"], "a01@example.com");
+  // A malformed Authorization header is 401 even on an open route.
+  httplib::Headers basic = {{"Authorization", "Basic abc"}};
+  ErrorField(Client().Get("/v1/customers/a01", basic), 401);
+}
+
+TEST_F(HttpServerTest, WithoutKeysWritesAreRefusedAndPrivateReadsNeedAKey) {
+  HttpServerOptions o;
+  o.keys = {{kReadKey, Role::kRead}};
+  o.private_reads = true;
+  Start(o);
+  ErrorField(Client().Get("/v1/customers/a01/recommendations"), 401);
+  auto r = Client(kReadKey).Get("/v1/customers/a01/recommendations");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  auto health = Client().Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+}
+
+TEST_F(HttpServerTest, CustomersAndProductsCrudAndForget) {
+  Start();
+  auto w = Client(kWriteKey);
+  auto a = Client(kAdminKey);
+  auto created = w.Put("/v1/customers/zed", R"({"email":"zed@example.com","country":"NL"})",
+                       "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201);
+  auto updated = w.Put("/v1/customers/zed", R"({"opted_out":true})", "application/json");
+  ASSERT_TRUE(updated);
+  EXPECT_EQ(updated->status, 200);
+  json zed = Body(a.Get("/v1/customers/zed"));
+  EXPECT_EQ(zed["email"], "zed@example.com");
+  EXPECT_EQ(zed["opted_out"], true);
+  EXPECT_EQ(
+      ErrorField(w.Put("/v1/customers/zed", R"({"opted_out":"yes"})", "application/json"), 400),
+      "opted_out");
+  EXPECT_EQ(ErrorField(w.Put("/v1/customers/zed", R"([1])", "application/json"), 400), "body");
+
+  auto product = w.Put("/v1/products/mug-9",
+                       R"({"title":"Blue mug","category":"Home/Kitchen/Mugs","price":9.5,
+                           "tags":["blue"]})",
+                       "application/json");
+  ASSERT_TRUE(product);
+  EXPECT_EQ(product->status, 201);
+  json p = Body(Client().Get("/v1/products/mug-9"));
+  EXPECT_EQ(p["category"], "Home/Kitchen/Mugs");
+  EXPECT_EQ(p["price"], 9.5);
+  EXPECT_EQ(ErrorField(w.Put("/v1/products/mug-9", R"({"price":-1})", "application/json"), 400),
+            "price");
+  ErrorField(Client().Get("/v1/products/none"), 404);
+  // Not in the model yet: similar and audience say so (409), not 500.
+  ErrorField(Client().Get("/v1/products/mug-9/similar"), 409);
+
+  // Forget: a receipt, then gone everywhere.
+  auto audience = Body(Client().Get("/v1/products/k04/audience?limit=5"));
+  const std::string victim = audience["customers"][0]["customer"];
+  ErrorField(w.Delete("/v1/customers/" + victim), 403);
+  auto receipt = a.Delete("/v1/customers/" + victim);
+  ASSERT_TRUE(receipt);
+  ASSERT_EQ(receipt->status, 200) << receipt->body;
+  EXPECT_EQ(Body(receipt)["removed"]["events"], 6);
+  ErrorField(Client().Get("/v1/customers/" + victim), 404);
+  ErrorField(Client().Get("/v1/customers/" + victim + "/recommendations"), 404);
+  for (const auto& m : Body(Client().Get("/v1/products/k04/audience?limit=60"))["customers"]) {
+    EXPECT_NE(m["customer"], victim);
+  }
+  ErrorField(a.Delete("/v1/customers/" + victim), 404);
+}
+
+TEST_F(HttpServerTest, AudienceExcludesBuyersAndOptOuts) {
+  Start();
+  auto c = Client();
+  json j = Body(c.Get("/v1/products/r02/audience?limit=100"));
+  ASSERT_FALSE(j["customers"].empty());
+  for (const auto& m : j["customers"]) {
+    const std::string id = m["customer"];
+    if (id[0] == 'b') {
+      const auto basket = testing::PlantedBasket(std::stoi(id.substr(1)), 'b');
+      EXPECT_EQ(std::count(basket.begin(), basket.end(), 2), 0) << id;
+    }
+  }
+  // The best 5 are the running side.
+  for (size_t i = 0; i < 5; ++i)
+    EXPECT_EQ(j["customers"][i]["customer"].get<std::string>()[0], 'b');
+  const std::string top = j["customers"][0]["customer"];
+  auto opt_out =
+      Client(kWriteKey).Put("/v1/customers/" + top, R"({"opted_out":true})", "application/json");
+  ASSERT_TRUE(opt_out);
+  for (const auto& m : Body(c.Get("/v1/products/r02/audience?limit=100"))["customers"]) {
+    EXPECT_NE(m["customer"], top);
+  }
+  // min_score cuts the list; bad parameters are 400 naming them.
+  const double cut = j["customers"][2]["score"];
+  json few = Body(c.Get("/v1/products/r02/audience?limit=100&min_score=" + std::to_string(cut)));
+  EXPECT_LE(few["customers"].size(), 3u);
+  EXPECT_EQ(ErrorField(c.Get("/v1/products/r02/audience?limit=0"), 400), "limit");
+  EXPECT_EQ(ErrorField(c.Get("/v1/products/r02/audience?min_score=x"), 400), "min_score");
+}
+
+TEST_F(HttpServerTest, InsightsRoute) {
+  Start();
+  auto r = Client().Get("/v1/customers/a02/insights");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json j = Body(r);
+  EXPECT_EQ(j["customer"], "a02");
+  EXPECT_TRUE(j.contains("stage"));
+  EXPECT_TRUE(j.contains("p_alive"));
+  EXPECT_TRUE(j.contains("clv"));
+  ErrorField(Client().Get("/v1/customers/nobody/insights"), 404);
+}
+
+// Requests keep succeeding while snapshots are published and swapped in underneath them.
+TEST_F(HttpServerTest, HotSwapUnderConcurrentRequests) {
+  Start();
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      auto c = Client();
+      for (int i = 0; !stop.load(); ++i) {
+        const std::string path =
+            i % 2 == 0
+                ? "/v1/customers/" + testing::PlantedId('a', (i + t) % 30) + "/recommendations?k=5"
+                : "/v1/products/k0" + std::to_string(i % 10) + "/audience?limit=5";
+        auto r = c.Get(path);
+        if (r && r->status == 200 && Body(r)["model_version"].is_number()) {
+          ++ok;
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  auto admin = Client(kAdminKey);
+  for (int v = 2; v <= 4; ++v) {
+    ASSERT_EQ(testing::TrainPlantedSnapshot(*store_, dir_.Sub("snaps"), static_cast<uint64_t>(v)),
+              v);
+    auto r = admin.Post("/v1/admin/reload", "", "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(Body(r)["version"], v);
+  }
+  stop = true;
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_GT(ok.load(), 20);
+  EXPECT_EQ(Body(Client().Get("/v1/model"))["version"], 4);
+}
+
+// With one worker and no queue, a second connection is refused with 503 while the first holds
+// the worker, instead of waiting.
+TEST_F(HttpServerTest, FullPoolAnswers503) {
+  HttpServerOptions o;
+  o.threads = 1;
+  o.max_queued = 0;
+  o.keep_alive_timeout_s = 5;
+  Start(o);
+  httplib::Client holder("127.0.0.1", server_->port());
+  holder.set_keep_alive(true);
+  auto first = holder.Get("/healthz");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200);
+  auto second = Client().Get("/healthz");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 503);
+  EXPECT_EQ(Body(second)["error"]["code"], "overloaded");
+  holder.stop();
+  EXPECT_NE(server_->MetricsText().find("affinity_http_shed_total 1"), std::string::npos);
+}
+
+TEST(ApiKeyFile, RolesCommentsAndErrors) {
+  testing::ScratchDir dir;
+  auto keys = ReadApiKeyFile(dir.Write("keys",
+                                       "# keys\n\nadmin-key-0123456789\n"
+                                       "read  read-key-01234567890\r\n"
+                                       "write write-key-0123456789\n"));
+  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  ASSERT_EQ(keys->size(), 3u);
+  EXPECT_EQ((*keys)[0].role, Role::kAdmin);
+  EXPECT_EQ((*keys)[1].role, Role::kRead);
+  EXPECT_EQ((*keys)[1].key, "read-key-01234567890");
+  EXPECT_EQ((*keys)[2].role, Role::kWrite);
+  auto bad_role = ReadApiKeyFile(dir.Write("k2", "root abcdefghijklmnopq\n"));
+  EXPECT_NE(bad_role.status().message().find(":1:"), std::string::npos);
+  auto short_key = ReadApiKeyFile(dir.Write("k3", "\nshort\n"));
+  EXPECT_NE(short_key.status().message().find(":2:"), std::string::npos);
+  EXPECT_EQ(ReadApiKeyFile(dir.Sub("missing")).status().code(), StatusCode::kIOError);
+}
+
+}  // namespace
+}  // namespace affinity
