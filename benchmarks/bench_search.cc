@@ -7,7 +7,8 @@
 // Without it, factors are synthetic: 64 clusters of Gaussian vectors with varied norms
 // (100k products x 64, 200k customers x 64).
 // Items are searched with customer vectors as queries (recommendations, k = 10); customers with
-// item vectors (audiences, k = 10 and k = 1000).
+// item vectors (audiences, k = 10 and k = 1000). AFFINITY_BENCH_EF_SEARCH sets HNSW's search
+// breadth (default VectorIndexOptions::hnsw_ef_search).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -83,6 +84,7 @@ void BM_Search(benchmark::State& state) {
   VectorIndexOptions o;
   o.kind = kind;
   o.recall_queries = 0;
+  if (const char* ef = std::getenv("AFFINITY_BENCH_EF_SEARCH")) o.hnsw_ef_search = std::atoi(ef);
   auto index = VectorIndex::Build(base, o);
   if (!index.ok()) {
     state.SkipWithError(index.status().ToString().c_str());

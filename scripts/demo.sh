@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Quickstart 1: install dependencies, build, generate a synthetic demo shop, import it into an
 # embedded RocksDB store under ./data/shop, and run the main jobs on it: stats, customer insights,
-# and the retraining job (a model snapshot under ./data/snapshots).
+# the retraining job (a model snapshot under ./data/snapshots), and finally the HTTP server on
+# 127.0.0.1:8080 (Ctrl-C stops it) after printing example calls. AFFINITY_DEMO_SERVE=0 skips the
+# server; AFFINITY_DEMO_LISTEN changes the address.
 # Re-running it is safe: the generator is deterministic and imports are idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +20,28 @@ $bin import --db data/shop --kind purchases \
 $bin stats --db data/shop
 $bin insights --db data/shop
 $bin train --db data/shop --snapshots data/snapshots
+
+[[ "${AFFINITY_DEMO_SERVE:-1}" == 1 ]] || exit 0
+# An admin key for the demo (kept across runs; data/ is not in git).
+if [[ ! -s data/api-keys ]]; then
+  echo "admin demo-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" >data/api-keys
+  chmod 600 data/api-keys
+fi
+key=$(awk '{print $2}' data/api-keys)
+listen=${AFFINITY_DEMO_LISTEN:-127.0.0.1:8080}
+url="http://$listen"
+cat <<EOF
+
+Starting the server on $url (Ctrl-C stops it). Try, from another terminal:
+  curl -s '$url/v1/customers/C00264/recommendations?k=5'
+  curl -s '$url/v1/customers/C00264/recommendations?k=5&category=Sports'
+  curl -s '$url/v1/products/P0821/similar?k=5'
+  curl -s '$url/v1/products/P0821/audience?limit=10'
+  curl -s '$url/v1/customers/C00264/insights'
+  curl -s -H 'Authorization: Bearer $key' -d '{"events":[{"customer":"C00264","product":"P0002"}]}' $url/v1/events
+  curl -s -H 'Authorization: Bearer $key' $url/v1/customers/C00264
+  curl -s -X POST -H 'Authorization: Bearer $key' -H 'Content-Length: 0' $url/v1/admin/reload
+  curl -s $url/metrics
+API reference: docs/api.md (OpenAPI: docs/openapi.yaml).
+EOF
+exec $bin serve --db data/shop --snapshots data/snapshots --listen "$listen" --api-key-file data/api-keys

@@ -11,7 +11,7 @@ packages=(
   # Serving: Faiss (static; its CMake target pulls OpenMP, BLAS and LAPACK) and cpp-httplib.
   # OpenBLAS replaces the reference BLAS behind libblas.so.3: Faiss's k-means (the IVF index)
   # builds about 5x faster on it.
-  libfaiss-dev libblas-dev liblapack-dev libopenblas0-pthread libcpp-httplib-dev
+  libfaiss-dev libblas-dev liblapack-dev libopenblas0-pthread libcpp-httplib-dev libjemalloc-dev
 )
 if [[ "${AFFINITY_DEV_TOOLS:-0}" == 1 ]]; then
   packages+=(clang-format wrk)  # CI's format check; the HTTP load benchmark

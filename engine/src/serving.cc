@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -92,6 +93,16 @@ struct ServingEngine::Model {
 
   const RowMajorMatrixXf& users() const { return snapshot.user_factors; }
   const RowMajorMatrixXf& item_factors() const { return snapshot.item_factors; }
+
+  // The product's external id: from the snapshot (memory) when it has it, else the store
+  // (products created after the snapshot). Empty if unknown.
+  std::string ProductName(const Store& store, uint32_t p) const {
+    if (p < snapshot.product_ids.size() && !snapshot.product_ids[p].empty()) {
+      return snapshot.product_ids[p];
+    }
+    auto id = store.ProductExternalId(ProductId{p});
+    return id.ok() ? std::move(*id) : std::string();
+  }
 };
 
 // A model plus the customers folded in on it.
@@ -124,7 +135,9 @@ struct ServingEngine::Caches {
   std::unordered_map<std::string, std::vector<uint32_t>> by_category;  // every prefix
   std::vector<std::vector<uint32_t>> buyers;                           // sorted, by product
   std::unordered_set<uint32_t> opted_out;
-  std::unordered_set<uint32_t> forgotten;
+  // Customers with a record in the store, by internal id. A snapshot row whose customer has no
+  // record was forgotten (now, or before a restart) and is never answered.
+  std::vector<bool> live;
   std::vector<uint32_t> popular;  // products by number of buyers, most first
 
   void SetProduct(uint32_t id, const ProductAttributes& a) {
@@ -195,7 +208,10 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
     c.SetProduct(id.value, a);
     return true;
   }));
+  c.live.resize(store->customer_id_limit());
   AFFINITY_RETURN_IF_ERROR(store->ScanCustomers([&](CustomerId id, const CustomerProfile& p) {
+    if (id.value >= c.live.size()) c.live.resize(id.value + 1);
+    c.live[id.value] = true;
     if (p.opted_out.value_or(false)) c.opted_out.insert(id.value);
     return true;
   }));
@@ -321,13 +337,20 @@ Result<int64_t> ServingEngine::Reload(bool force) {
   AFFINITY_ASSIGN_OR_RETURN(std::shared_ptr<const Model> model, LoadModel(std::nullopt));
   auto next = std::make_shared<State>();
   next->model = model;
+  // Re-solves `customers` on the new model; one that fails keeps no overlay there (they are
+  // served from the new snapshot's row, or the popularity fallback).
   auto refold = [&](const std::vector<uint32_t>& customers) -> Status {
+    Status first_error;
     for (uint32_t c : customers) {
-      AFFINITY_ASSIGN_OR_RETURN(Eigen::VectorXf w, Solve(*model, CustomerId{c}));
+      auto w = Solve(*model, CustomerId{c});
+      if (!w.ok()) {
+        if (first_error.ok()) first_error = w.status();
+        continue;
+      }
       std::unique_lock lock(next->mu);
-      next->overlay[c] = std::move(w);
+      next->overlay[c] = std::move(*w);
     }
-    return Status::Ok();
+    return first_error;
   };
   // Customers folded in on the old model: re-solve them on the new one before the swap ...
   std::vector<uint32_t> first;
@@ -349,7 +372,10 @@ Result<int64_t> ServingEngine::Reload(bool force) {
     old->retired = true;
     late.assign(old->log.begin() + static_cast<std::ptrdiff_t>(seen), old->log.end());
   }
-  AFFINITY_RETURN_IF_ERROR(refold(late));
+  // After the swap the new model is in service whatever happens: a failure here is logged only.
+  if (Status s = refold(late); !s.ok()) {
+    std::fprintf(stderr, "reload: re-solving a customer failed: %s\n", s.ToString().c_str());
+  }
   reloads_.fetch_add(1, std::memory_order_relaxed);
   RefreshPopular();
   return model->snapshot.version;
@@ -466,14 +492,13 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
                               model.solver->Explain(items, weights, targets));
     for (size_t t = 0; t < targets.size(); ++t) {
       if (best[t] < 0) continue;
-      auto id = store_->ProductExternalId(ProductId{static_cast<uint32_t>(items[best[t]])});
-      if (id.ok()) because[positions[t]] = std::move(*id);
+      because[positions[t]] = model.ProductName(*store_, static_cast<uint32_t>(items[best[t]]));
     }
   }
   for (size_t i = 0; i < top.size(); ++i) {
-    auto id = store_->ProductExternalId(ProductId{top[i].second});
-    if (!id.ok()) continue;
-    result.items.push_back({std::move(*id), top[i].first, std::move(because[i])});
+    std::string id = model.ProductName(*store_, top[i].second);
+    if (id.empty()) continue;
+    result.items.push_back({std::move(id), top[i].first, std::move(because[i])});
   }
   return result;
 }
@@ -499,9 +524,9 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
       for (const auto& h : hits) {
         const auto p = static_cast<uint32_t>(h.row);
         if (p == id.value || !caches_->Available(p)) continue;
-        auto ext = store_->ProductExternalId(ProductId{p});
-        if (!ext.ok()) continue;
-        out.push_back({std::move(*ext), h.score});
+        std::string ext = model.ProductName(*store_, p);
+        if (ext.empty()) continue;
+        out.push_back({std::move(ext), h.score});
         if (out.size() == want) break;
       }
     }
@@ -537,7 +562,7 @@ Result<std::vector<AudienceMember>> ServingEngine::Audience(const AudienceReques
   std::shared_lock caches_lock(caches_->mu);
   const Caches& c = *caches_;
   auto eligible = [&](uint32_t customer) {
-    return !c.forgotten.count(customer) && !c.opted_out.count(customer) &&
+    return customer < c.live.size() && c.live[customer] && !c.opted_out.count(customer) &&
            !c.Bought(product.value, customer);
   };
   TopK<uint32_t> best(limit);
@@ -609,6 +634,8 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
       auto product = store_->FindProduct(e.product);
       if (!customer.ok() || !product.ok()) continue;
       customers.push_back(customer->value);
+      if (customer->value >= caches_->live.size()) caches_->live.resize(customer->value + 1);
+      caches_->live[customer->value] = true;
       if (e.type == EventType::kPurchase) caches_->AddBuyer(product->value, customer->value);
       if (product->value >= caches_->products.size()) caches_->SetProduct(product->value, {});
     }
@@ -616,7 +643,12 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
   std::sort(customers.begin(), customers.end());
   customers.erase(std::unique(customers.begin(), customers.end()), customers.end());
   for (uint32_t customer : customers) {
-    AFFINITY_RETURN_IF_ERROR(FoldIn(CustomerId{customer}));
+    // The events are durable already: a failed re-solve is reported, not returned as an error
+    // (the customer keeps their previous vector until the next success or retrain).
+    if (Status s = FoldIn(CustomerId{customer}); !s.ok()) {
+      result.fold_in_errors.push_back(s);
+      continue;
+    }
     ++result.folded_in;
   }
   return result;
@@ -628,6 +660,8 @@ Result<bool> ServingEngine::UpsertCustomer(const std::string& id, const Customer
   AFFINITY_ASSIGN_OR_RETURN(CustomerId customer, store_->FindCustomer(id));
   AFFINITY_ASSIGN_OR_RETURN(CustomerProfile stored, store_->GetCustomer(customer));
   std::unique_lock lock(caches_->mu);
+  if (customer.value >= caches_->live.size()) caches_->live.resize(customer.value + 1);
+  caches_->live[customer.value] = true;
   if (stored.opted_out.value_or(false)) {
     caches_->opted_out.insert(customer.value);
   } else {
@@ -647,12 +681,14 @@ Result<bool> ServingEngine::UpsertProduct(const std::string& id,
   return created > 0;
 }
 
-Result<ForgetReceipt> ServingEngine::ForgetCustomer(std::string_view id) {
-  AFFINITY_ASSIGN_OR_RETURN(ForgetReceipt receipt, store_->ForgetCustomer(id));
+Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
+  ForgetResult result;
+  AFFINITY_ASSIGN_OR_RETURN(result.store, store_->ForgetCustomer(id));
+  const ForgetReceipt& receipt = result.store;
   const uint32_t customer = receipt.internal_id;
   {
     std::unique_lock lock(caches_->mu);
-    caches_->forgotten.insert(customer);
+    if (customer < caches_->live.size()) caches_->live[customer] = false;
     caches_->opted_out.erase(customer);
     for (ProductId p : receipt.products) {
       if (p.value >= caches_->buyers.size()) continue;
@@ -666,10 +702,12 @@ Result<ForgetReceipt> ServingEngine::ForgetCustomer(std::string_view id) {
     std::shared_ptr<State> state = current();
     std::unique_lock lock(state->mu);
     if (state->retired) continue;
-    state->overlay.erase(customer);
+    const bool in_overlay = state->overlay.erase(customer) > 0;
+    result.had_vector = in_overlay || NonZero(state->model->users(), customer);
+    result.snapshot_version = state->model->snapshot.version;
     break;
   }
-  return receipt;
+  return result;
 }
 
 Status ServingEngine::RefitInsights() {

@@ -62,7 +62,7 @@ Status ValidateEventInput(const EventInput& e, size_t index) {
     return Status::InvalidArgument("quantity must be a finite number > 0", field("quantity"));
   }
   if (!std::isfinite(e.unit_price) || e.unit_price < 0) {
-    return Status::InvalidArgument("unit price must be a finite number >= 0", field("price"));
+    return Status::InvalidArgument("unit price must be a finite number >= 0", field("unit_price"));
   }
   auto type = static_cast<uint8_t>(e.type);
   if (type < 1 || type > 4) return Status::InvalidArgument("unknown event type", field("type"));

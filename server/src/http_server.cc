@@ -190,9 +190,9 @@ void SendJson(httplib::Response& res, const json& body, int status = 200) {
   res.set_content(Dump(body), "application/json");
 }
 
-// Valid UTF-8 without control characters, 1..256 bytes: what an id may be.
-bool ValidId(std::string_view id) {
-  if (id.empty() || id.size() > 256) return false;
+// Valid UTF-8 without control characters, at most `max_bytes` long.
+bool ValidUtf8(std::string_view id, size_t max_bytes) {
+  if (id.size() > max_bytes) return false;
   for (size_t i = 0; i < id.size();) {
     const auto c = static_cast<unsigned char>(id[i]);
     if (c < 0x20 || c == 0x7f) return false;
@@ -214,6 +214,9 @@ bool ValidId(std::string_view id) {
   }
   return true;
 }
+
+// What an id may be: 1..256 bytes of valid UTF-8 without control characters.
+bool ValidId(std::string_view id) { return !id.empty() && ValidUtf8(id, 256); }
 
 // Strict integer query parameter in [lo, hi]; absent: `fallback`.
 Result<int> IntParam(const httplib::Request& req, const char* name, int fallback, int lo, int hi) {
@@ -314,6 +317,25 @@ Status KnownKeys(const json& obj, std::initializer_list<const char*> keys,
   return Status::Ok();
 }
 
+// Free text (names, titles, tags): valid UTF-8 without control characters, at most 1024 bytes.
+bool ValidText(std::string_view text) { return ValidUtf8(text, 1024); }
+
+Status CheckText(const std::optional<std::string>& text, const char* field) {
+  if (text && !ValidText(*text)) {
+    return Status::InvalidArgument(
+        std::string(field) + " must be UTF-8 text without control characters, at most 1024 bytes",
+        field);
+  }
+  return Status::Ok();
+}
+
+Status CheckText(const std::optional<std::vector<std::string>>& texts, const char* field) {
+  if (!texts) return Status::Ok();
+  if (texts->size() > 256) return Status::InvalidArgument(std::string(field) + ": too many", field);
+  for (const std::string& t : *texts) AFFINITY_RETURN_IF_ERROR(CheckText(std::optional(t), field));
+  return Status::Ok();
+}
+
 Result<CustomerProfile> ParseCustomer(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("the body must be a JSON object", "body");
   AFFINITY_RETURN_IF_ERROR(
@@ -353,6 +375,10 @@ Result<ProductAttributes> ParseProduct(const json& j) {
   AFFINITY_RETURN_IF_ERROR(Member(j, "tags", "", &a.tags));
   AFFINITY_RETURN_IF_ERROR(TimeMember(j, "created_at", "", &a.created_at));
   AFFINITY_RETURN_IF_ERROR(Member(j, "available", "", &a.available));
+  AFFINITY_RETURN_IF_ERROR(CheckText(a.title, "title"));
+  AFFINITY_RETURN_IF_ERROR(CheckText(a.brand, "brand"));
+  AFFINITY_RETURN_IF_ERROR(CheckText(a.category, "category"));
+  AFFINITY_RETURN_IF_ERROR(CheckText(a.tags, "tags"));
   return a;
 }
 
@@ -645,7 +671,8 @@ class HttpServer::Impl {
         });
   }
 
-  // The role of the request's key; 0 for none or an unknown key (-1 for a malformed header).
+  // The role of the request's key: 0 without an Authorization header; -1 (answered 401 on every
+  // route) for a malformed header or an unknown key.
   int Authenticate(const httplib::Request& req) const {
     if (!req.has_header("Authorization")) return 0;
     const std::string header = req.get_header_value("Authorization");
@@ -696,7 +723,10 @@ class HttpServer::Impl {
     const bool need_key = access == Access::kWrite || access == Access::kAdmin ||
                           (access == Access::kRead && options_.private_reads);
     if (need_key && options_.keys.empty()) {
-      SendError(res, 403, "this server has no API keys: writes are disabled (--api-key-file)");
+      SendError(res, 403,
+                access == Access::kRead
+                    ? "reads are private and this server has no API keys (--api-key-file)"
+                    : "this server has no API keys: writes are disabled (--api-key-file)");
       return;
     }
     if (need_key && role == 0) {
@@ -749,7 +779,15 @@ class HttpServer::Impl {
           if (!force.ok()) return SendStatus(res, force.status());
           const int64_t before = engine_->Info().version;
           auto version = engine_->Reload(*force);
-          if (!version.ok()) return SendStatus(res, version.status());
+          if (!version.ok()) {
+            // No loadable snapshot is a state of the snapshot root, not a bad request: 409.
+            const Status& s = version.status();
+            if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kCorruption ||
+                s.code() == StatusCode::kInvalidArgument) {
+              return SendError(res, 409, "no loadable snapshot: " + s.message());
+            }
+            return SendStatus(res, s);
+          }
           SendJson(res, {{"version", *version},
                          {"previous_version", before},
                          {"swapped", *version != before || *force}});
@@ -797,7 +835,9 @@ class HttpServer::Impl {
           json items = json::array();
           for (const auto& s : *result)
             items.push_back({{"product", s.product}, {"score", s.score}});
-          SendJson(res, {{"product", req.matches[1].str()}, {"items", items}});
+          SendJson(res, {{"product", req.matches[1].str()},
+                         {"model_version", engine_->Info().version},
+                         {"items", items}});
         });
     Add("GET", R"(/v1/products/([^/]+)/audience)", "audience", Access::kRead,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
@@ -873,6 +913,7 @@ class HttpServer::Impl {
                     {"new_customers", result->stored.new_customers},
                     {"new_products", result->stored.new_products},
                     {"folded_in", result->folded_in},
+                    {"fold_in_failures", result->fold_in_errors.size()},
                     {"errors", errors}},
                    none ? 422 : 200);
         });
@@ -897,20 +938,23 @@ class HttpServer::Impl {
         });
     Add("DELETE", R"(/v1/customers/([^/]+))", "customer_delete", Access::kAdmin,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
-          auto receipt = engine_->ForgetCustomer(req.matches[1].str());
-          if (!receipt.ok()) return SendStatus(res, receipt.status());
-          SendJson(res, {{"customer", receipt->customer},
+          auto forgot = engine_->ForgetCustomer(req.matches[1].str());
+          if (!forgot.ok()) return SendStatus(res, forgot.status());
+          const ForgetReceipt& r = forgot->store;
+          json products = json::array();
+          SendJson(res, {{"customer", r.customer},
                          {"forgotten", true},
                          {"removed",
-                          {{"events", receipt->events},
-                           {"profile", receipt->profile},
-                           {"id_mappings", 2},
-                           {"notifications", receipt->notifications},
-                           {"vector", true}}},
-                         {"note",
-                          "stored data is deleted now; model snapshots trained before this call "
-                          "still hold an anonymous vector row, hidden from every answer and "
-                          "absent from the next snapshot"}});
+                          {{"events", r.events},
+                           {"profile", r.profile},
+                           {"id_mappings", true},  // both directions, always present for a known id
+                           {"notifications", r.notifications},
+                           {"online_vector", forgot->had_vector}}},
+                         {"snapshots",
+                          "hidden from every answer now; snapshot v" +
+                              std::to_string(forgot->snapshot_version) +
+                              " and older ones still hold the id, vector and insights row on disk "
+                              "until they are deleted; the next retrain's snapshot does not"}});
         });
     Add("GET", R"(/v1/customers/([^/]+)/insights)", "insights", Access::kRead,
         [this](const httplib::Request& req, httplib::Response& res, Role) {

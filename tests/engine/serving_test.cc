@@ -170,10 +170,11 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   const std::string victim = (*audience)[0].customer;
   auto receipt = engine_->ForgetCustomer(victim);
   ASSERT_TRUE(receipt.ok()) << receipt.status().ToString();
-  EXPECT_EQ(receipt->events, 6);
-  EXPECT_TRUE(receipt->profile);
+  EXPECT_EQ(receipt->store.events, 6);
+  EXPECT_TRUE(receipt->store.profile);
+  EXPECT_TRUE(receipt->had_vector);
   EXPECT_EQ(store_->FindCustomer(victim).status().code(), StatusCode::kNotFound);
-  auto history = store_->CustomerHistory(CustomerId{receipt->internal_id});
+  auto history = store_->CustomerHistory(CustomerId{receipt->store.internal_id});
   ASSERT_TRUE(history.ok());
   EXPECT_TRUE(history->empty());
   auto after = engine_->Audience(r);
@@ -183,12 +184,18 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   rr.customer = victim;
   EXPECT_EQ(engine_->Recommend(rr).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(engine_->ForgetCustomer(victim).status().code(), StatusCode::kNotFound);
+  // A restarted server on the same (older) snapshot does not bring them back.
+  auto restarted = ServingEngine::Open(store_.get(), dir_.Sub("snaps"), ServingOptions());
+  ASSERT_TRUE(restarted.ok());
+  auto again = (*restarted)->Audience(r);
+  ASSERT_TRUE(again.ok());
+  for (const auto& m : *again) EXPECT_NE(m.customer, victim);
   // The next snapshot does not contain them.
   ASSERT_EQ(testing::TrainPlantedSnapshot(*store_, dir_.Sub("snaps")), 2);
   auto snapshot = LoadSnapshot(dir_.Sub("snaps"));
   ASSERT_TRUE(snapshot.ok());
   EXPECT_EQ(std::count(snapshot->customer_ids.begin(), snapshot->customer_ids.end(), victim), 0);
-  EXPECT_EQ(snapshot->user_factors.row(receipt->internal_id).squaredNorm(), 0.0f);
+  EXPECT_EQ(snapshot->user_factors.row(receipt->store.internal_id).squaredNorm(), 0.0f);
 }
 
 TEST_F(ServingEngineTest, ReloadSwapsAndKeepsFoldedInCustomers) {

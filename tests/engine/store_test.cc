@@ -154,7 +154,7 @@ TEST(Store, InvalidEventRejectsWholeBatchNamingTheField) {
       {[](EventInput& e) { e.event_id.clear(); }, "events[1].event_id"},
       {[](EventInput& e) { e.quantity = 0; }, "events[1].quantity"},
       {[](EventInput& e) { e.quantity = std::nan(""); }, "events[1].quantity"},
-      {[](EventInput& e) { e.unit_price = -1; }, "events[1].price"},
+      {[](EventInput& e) { e.unit_price = -1; }, "events[1].unit_price"},
       {[](EventInput& e) { e.type = static_cast<EventType>(9); }, "events[1].type"},
   };
   for (const auto& c : cases) {

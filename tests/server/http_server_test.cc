@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "planted_shop.h"
@@ -426,6 +430,45 @@ TEST_F(HttpServerTest, FullPoolAnswers503) {
   EXPECT_EQ(Body(second)["error"]["code"], "overloaded");
   holder.stop();
   EXPECT_NE(server_->MetricsText().find("affinity_http_shed_total 1"), std::string::npos);
+}
+
+// docs/openapi.yaml documents exactly the routes the server registers (method and path).
+TEST(OpenApi, DocumentsEveryRoute) {
+  const std::string source =
+      testing::ReadFile(std::string(AFFINITY_SOURCE_DIR) + "/server/src/http_server.cc");
+  const std::string spec =
+      testing::ReadFile(std::string(AFFINITY_SOURCE_DIR) + "/docs/openapi.yaml");
+  ASSERT_FALSE(source.empty());
+  ASSERT_FALSE(spec.empty());
+  // Routes: Add("GET", "/healthz", ...) or Add("GET", R"(/v1/customers/([^/]+))", ...).
+  std::set<std::string> registered;
+  const std::regex add(R"re(Add\("([A-Z]+)",\s*(?:R"\(([^)]*(?:\)[^"]*)?)\)"|"([^"]+)"))re");
+  for (auto it = std::sregex_iterator(source.begin(), source.end(), add);
+       it != std::sregex_iterator(); ++it) {
+    std::string path = (*it)[2].matched ? (*it)[2].str() : (*it)[3].str();
+    path = std::regex_replace(path, std::regex(R"(\(\[\^/\]\+\))"), "{}");
+    std::string method = (*it)[1].str();
+    std::transform(method.begin(), method.end(), method.begin(), ::tolower);
+    registered.insert(method + " " + path);
+  }
+  // Spec: "  /path:" lines, then "    get:" lines under them.
+  std::set<std::string> documented;
+  std::string current;
+  std::istringstream lines(spec);
+  bool in_paths = false;
+  for (std::string line; std::getline(lines, line);) {
+    if (line == "paths:") in_paths = true;
+    if (in_paths && line.size() > 1 && line[0] != ' ' && line != "paths:") in_paths = false;
+    if (!in_paths) continue;
+    std::smatch m;
+    if (std::regex_match(line, m, std::regex(R"(  (/[^:]*):\s*)"))) {
+      current = std::regex_replace(m[1].str(), std::regex(R"(\{[^}]*\})"), "{}");
+    } else if (std::regex_match(line, m, std::regex(R"(    (get|put|post|delete):\s*)"))) {
+      documented.insert(m[1].str() + " " + current);
+    }
+  }
+  EXPECT_GE(registered.size(), 14u);
+  EXPECT_EQ(registered, documented);
 }
 
 TEST(ApiKeyFile, RolesCommentsAndErrors) {

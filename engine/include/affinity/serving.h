@@ -18,10 +18,11 @@
 // update. A reload re-solves every overlay customer against the new model before and after the
 // swap, so no update is lost to a concurrent reload.
 //
-// Forgetting. ForgetCustomer deletes the customer from the store (Store::ForgetCustomer), drops
-// their overlay vector and buyer entries, and records the internal id as forgotten, which hides
-// the stale row of the loaded snapshot from every answer until a retrain (whose snapshot no
-// longer has them) is loaded.
+// Forgetting. ForgetCustomer deletes the customer from the store (Store::ForgetCustomer) and
+// drops their overlay vector and buyer entries. A snapshot row whose customer has no record in
+// the store (forgotten now, or before a restart) is never answered; the next retrain's snapshot
+// no longer holds them. Snapshot directories published before still hold their id, vector and
+// insights row on disk until they are deleted.
 //
 // Thread safety: every method may be called concurrently. Queries take shared locks on the
 // caches only; writes are serialized by the store.
@@ -135,6 +136,15 @@ struct AddEventsResult {
   };
   std::vector<Error> errors;
   int64_t folded_in = 0;  // customers whose vectors were re-solved
+  // Re-solves that failed after the events were stored (the events stay stored).
+  std::vector<Status> fold_in_errors;
+};
+
+// What ServingEngine::ForgetCustomer did.
+struct ForgetResult {
+  ForgetReceipt store;           // what was deleted from the store
+  bool had_vector = false;       // the served model (or an online update) had a vector for them
+  int64_t snapshot_version = 0;  // the model being served when they were forgotten
 };
 
 class ServingEngine {
@@ -178,7 +188,7 @@ class ServingEngine {
   Result<bool> UpsertCustomer(const std::string& id, const CustomerProfile& profile);
   Result<bool> UpsertProduct(const std::string& id, const ProductAttributes& attributes);
   // Forgets a customer everywhere (see above). NotFound for an unknown customer.
-  Result<ForgetReceipt> ForgetCustomer(std::string_view id);
+  Result<ForgetResult> ForgetCustomer(std::string_view id);
 
   // ---- Customer insights ----
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# HTTP load benchmark (run by hand; needs wrk: AFFINITY_DEV_TOOLS=1 scripts/install-deps.sh).
+#
+#   benchmarks/serve_load.sh [WORK_DIR] [CUSTOMERS] [PRODUCTS]
+#
+# Builds a synthetic shop (1M customers, 100k products, 3 purchases each, 64 factors) in WORK_DIR
+# (default /tmp/affinity-load) unless it is there, starts `affinity serve` on it, and runs wrk
+# against each route over keep-alive connections on loopback: /healthz first (the bare HTTP
+# path), then recommendations (k=10), similar (k=10), audience (limit=1000) and POST /v1/events
+# (batches of 100). Prints one Markdown table row per route: req/s, p50, p99, non-2xx.
+# Knobs: CONNECTIONS (32), DURATION (20s), WRK_THREADS (2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-/tmp/affinity-load}
+customers=${2:-1000000}
+products=${3:-100000}
+connections=${CONNECTIONS:-32}
+duration=${DURATION:-20s}
+threads=${WRK_THREADS:-2}
+port=${PORT:-18090}
+key=load-bench-key-0123456789
+
+scripts/build.sh affinity make_serving_shop >/dev/null
+mkdir -p "$work"
+if [[ ! -d "$work/db" ]]; then
+  build/benchmarks/make_serving_shop "$work" "$customers" "$products" 3 64
+fi
+echo "write $key" >"$work/keys"
+build/affinity serve --db "$work/db" --snapshots "$work/snapshots" --listen "127.0.0.1:$port" \
+  --api-key-file "$work/keys" --no-insights >"$work/serve.out" 2>"$work/serve.err" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  grep -q ready "$work/serve.out" 2>/dev/null && break
+  kill -0 $server 2>/dev/null || { cat "$work/serve.err"; exit 1; }
+  sleep 1
+done
+cat "$work/serve.err"
+echo "server RSS after start: $(($(ps -o rss= -p $server) / 1024)) MB"
+echo
+echo "| route | req/s | p50 ms | p99 ms | non-2xx |"
+echo "|---|---|---|---|---|"
+for route in healthz recommendations similar audience events; do
+  out=$(ROUTE=$route CUSTOMERS=$customers PRODUCTS=$products API_KEY=$key \
+    wrk -t"$threads" -c"$connections" -d"$duration" --latency -s benchmarks/wrk/route.lua \
+    "http://127.0.0.1:$port" 2>"$work/wrk-$route.err")
+  echo "$out" >"$work/wrk-$route.out"
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  ms() {  # wrk prints 1.23ms / 456.00us / 1.02s
+    awk -v p="$1" '$1 == p {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}' <<<"$out"
+  }
+  errors=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  echo "| $route | $rps | $(ms 50%) | $(ms 99%) | ${errors:-0} |"
+done
+echo
+echo "server RSS at the end: $(($(ps -o rss= -p $server) / 1024)) MB"
+curl -s "http://127.0.0.1:$port/v1/model"
+echo
