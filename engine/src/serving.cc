@@ -320,6 +320,9 @@ Status ServingEngine::FoldIn(CustomerId customer) {
     AFFINITY_ASSIGN_OR_RETURN(Eigen::VectorXf w, Solve(*state->model, customer));
     std::unique_lock lock(state->mu);
     if (state->retired) continue;  // a reload swapped models meanwhile: solve on the new one
+    // Forgotten after the history was read: ForgetCustomer deletes from the store before it
+    // erases the overlay under this lock, so checking the store here cannot miss it.
+    if (!store_->CustomerExternalId(customer).ok()) return Status::Ok();
     state->overlay[customer.value] = std::move(w);
     state->log.push_back(customer.value);
     fold_ins_.fetch_add(1, std::memory_order_relaxed);
@@ -337,20 +340,25 @@ Result<int64_t> ServingEngine::Reload(bool force) {
   AFFINITY_ASSIGN_OR_RETURN(std::shared_ptr<const Model> model, LoadModel(std::nullopt));
   auto next = std::make_shared<State>();
   next->model = model;
-  // Re-solves `customers` on the new model; one that fails keeps no overlay there (they are
-  // served from the new snapshot's row, or the popularity fallback).
-  auto refold = [&](const std::vector<uint32_t>& customers) -> Status {
-    Status first_error;
+  // Re-solves `customers` on the new model. One that fails keeps no overlay there (it is served
+  // from the new snapshot's row, or the popularity fallback) and is logged. With `keep_newer`,
+  // an entry already on `next` is kept: it was solved after the swap, from a newer history.
+  auto refold = [&](const std::vector<uint32_t>& customers, bool keep_newer) {
     for (uint32_t c : customers) {
       auto w = Solve(*model, CustomerId{c});
       if (!w.ok()) {
-        if (first_error.ok()) first_error = w.status();
+        std::fprintf(stderr, "reload: re-solving customer #%u failed: %s\n", c,
+                     w.status().ToString().c_str());
         continue;
       }
       std::unique_lock lock(next->mu);
-      next->overlay[c] = std::move(*w);
+      if (!store_->CustomerExternalId(CustomerId{c}).ok()) continue;  // forgotten meanwhile
+      if (keep_newer) {
+        next->overlay.try_emplace(c, std::move(*w));
+      } else {
+        next->overlay[c] = std::move(*w);
+      }
     }
-    return first_error;
   };
   // Customers folded in on the old model: re-solve them on the new one before the swap ...
   std::vector<uint32_t> first;
@@ -360,7 +368,7 @@ Result<int64_t> ServingEngine::Reload(bool force) {
     for (const auto& [c, w] : old->overlay) first.push_back(c);
     seen = old->log.size();
   }
-  AFFINITY_RETURN_IF_ERROR(refold(first));
+  refold(first, /*keep_newer=*/false);
   {
     std::lock_guard lock(state_mu_);
     state_ = next;
@@ -372,10 +380,7 @@ Result<int64_t> ServingEngine::Reload(bool force) {
     old->retired = true;
     late.assign(old->log.begin() + static_cast<std::ptrdiff_t>(seen), old->log.end());
   }
-  // After the swap the new model is in service whatever happens: a failure here is logged only.
-  if (Status s = refold(late); !s.ok()) {
-    std::fprintf(stderr, "reload: re-solving a customer failed: %s\n", s.ToString().c_str());
-  }
+  refold(late, /*keep_newer=*/true);
   reloads_.fetch_add(1, std::memory_order_relaxed);
   RefreshPopular();
   return model->snapshot.version;
@@ -503,12 +508,14 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
   return result;
 }
 
-Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view product, int k) const {
+Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view product, int k,
+                                                           int64_t* model_version) const {
   if (k < 1) return Status::InvalidArgument("k must be >= 1", "k");
   const size_t want = static_cast<size_t>(std::min(k, options_.max_k));
   AFFINITY_ASSIGN_OR_RETURN(ProductId id, store_->FindProduct(product));
   std::shared_ptr<State> state = current();
   const Model& model = *state->model;
+  if (model_version) *model_version = model.snapshot.version;
   if (!NonZero(model.unit_items, id.value)) {
     return Status::FailedPrecondition("product '" + std::string(product) + "' is not in model v" +
                                       std::to_string(model.snapshot.version) + " yet");
@@ -536,12 +543,14 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
   return out;
 }
 
-Result<std::vector<AudienceMember>> ServingEngine::Audience(const AudienceRequest& request) const {
+Result<std::vector<AudienceMember>> ServingEngine::Audience(const AudienceRequest& request,
+                                                            int64_t* model_version) const {
   if (request.limit < 1) return Status::InvalidArgument("limit must be >= 1", "limit");
   const size_t limit = static_cast<size_t>(std::min(request.limit, options_.max_audience));
   AFFINITY_ASSIGN_OR_RETURN(ProductId product, store_->FindProduct(request.product));
   std::shared_ptr<State> state = current();
   const Model& model = *state->model;
+  if (model_version) *model_version = model.snapshot.version;
   if (!NonZero(model.item_factors(), product.value)) {
     return Status::FailedPrecondition("product '" + request.product + "' is not in model v" +
                                       std::to_string(model.snapshot.version) + " yet");
@@ -657,9 +666,11 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
 Result<bool> ServingEngine::UpsertCustomer(const std::string& id, const CustomerProfile& profile) {
   const std::pair<std::string, CustomerProfile> record{id, profile};
   AFFINITY_ASSIGN_OR_RETURN(int64_t created, store_->UpsertCustomers({&record, 1}));
+  // Read back under the lock, so concurrent upserts and forgets apply to the caches in the
+  // order the store saw them.
+  std::unique_lock lock(caches_->mu);
   AFFINITY_ASSIGN_OR_RETURN(CustomerId customer, store_->FindCustomer(id));
   AFFINITY_ASSIGN_OR_RETURN(CustomerProfile stored, store_->GetCustomer(customer));
-  std::unique_lock lock(caches_->mu);
   if (customer.value >= caches_->live.size()) caches_->live.resize(customer.value + 1);
   caches_->live[customer.value] = true;
   if (stored.opted_out.value_or(false)) {
@@ -674,9 +685,9 @@ Result<bool> ServingEngine::UpsertProduct(const std::string& id,
                                           const ProductAttributes& attributes) {
   const std::pair<std::string, ProductAttributes> record{id, attributes};
   AFFINITY_ASSIGN_OR_RETURN(int64_t created, store_->UpsertProducts({&record, 1}));
+  std::unique_lock lock(caches_->mu);  // read back under the lock (see UpsertCustomer)
   AFFINITY_ASSIGN_OR_RETURN(ProductId product, store_->FindProduct(id));
   AFFINITY_ASSIGN_OR_RETURN(ProductAttributes stored, store_->GetProduct(product));
-  std::unique_lock lock(caches_->mu);
   caches_->SetProduct(product.value, stored);
   return created > 0;
 }
@@ -733,6 +744,8 @@ Result<CustomerInsight> ServingEngine::Insight(std::string_view customer) const 
   return ComputeCustomerInsight(*store_, *model, id,
                                 std::max<int64_t>(model->calibration_end, newest_event_.load()));
 }
+
+int64_t ServingEngine::model_version() const { return current()->model->snapshot.version; }
 
 ModelInfo ServingEngine::Info() const {
   std::shared_ptr<State> state = current();

@@ -64,6 +64,11 @@ Status ValidateEventInput(const EventInput& e, size_t index) {
   if (!std::isfinite(e.unit_price) || e.unit_price < 0) {
     return Status::InvalidArgument("unit price must be a finite number >= 0", field("unit_price"));
   }
+  // ±2^40 s (±35,000 years): far beyond any real time, and no overflow in time differences.
+  constexpr int64_t kTimeLimit = int64_t{1} << 40;
+  if (e.time < -kTimeLimit || e.time > kTimeLimit) {
+    return Status::InvalidArgument("time is out of range", field("time"));
+  }
   auto type = static_cast<uint8_t>(e.type);
   if (type < 1 || type > 4) return Status::InvalidArgument("unknown event type", field("type"));
   return Status::Ok();

@@ -170,17 +170,19 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
       RowMajorMatrixXf augmented(n, d + 1);
       augmented.leftCols(d) = out->vectors_;
       augmented.col(d) = (max_norm2 - norms2.array()).max(0.0f).sqrt().matrix();
-      const int64_t nlist =
+      const int64_t nlist_wanted =
           options.ivf_nlist > 0
               ? options.ivf_nlist
               : std::clamp<int64_t>(static_cast<int64_t>(4 * std::sqrt(static_cast<double>(n))), 1,
                                     1024);
-      out->nlist_ = nlist;
+      // k-means needs at least one row per cell.
+      const int64_t cells = std::max<int64_t>(1, std::min<int64_t>(nlist_wanted, n));
+      out->nlist_ = cells;
       out->faiss_->quantizer = std::make_unique<faiss::IndexFlatL2>(d + 1);
       auto ivf = std::make_unique<faiss::IndexIVFFlat>(out->faiss_->quantizer.get(), d + 1,
-                                                       static_cast<size_t>(nlist));
+                                                       static_cast<size_t>(cells));
       // k-means on a sample of at most 64 rows per cell (Faiss's own cap is 256).
-      const int64_t sample = std::min<int64_t>(n, 64 * nlist);
+      const int64_t sample = std::min<int64_t>(n, 64 * cells);
       ivf->cp.max_points_per_centroid = 64;
       ivf->cp.seed = static_cast<int>(options.seed);
       ivf->verbose = false;
@@ -195,7 +197,7 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
         ivf->add(n, augmented.data());
       }
       if (n > 0) {
-        const Eigen::Map<const RowMajorMatrixXf> centroids(out->faiss_->quantizer->get_xb(), nlist,
+        const Eigen::Map<const RowMajorMatrixXf> centroids(out->faiss_->quantizer->get_xb(), cells,
                                                            d + 1);
         out->faiss_->centroid_norms2 = centroids.rowwise().squaredNorm();
       } else {

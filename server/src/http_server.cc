@@ -62,14 +62,23 @@ class BoundedPool final : public httplib::TaskQueue {
       std::lock_guard lock(mu_);
       // Every worker busy (or about to be) and the queue full: refuse.
       if (static_cast<size_t>(busy_) + queue_.size() >= threads_ + max_queued_) {
-        rejects_.push_back(std::move(fn));
         shed_->fetch_add(1, std::memory_order_relaxed);
-        reject_cv_.notify_one();
+        if (rejects_.size() < kMaxRejects) {
+          rejects_.push_back(std::move(fn));
+          reject_cv_.notify_one();
+          return;
+        }
+      } else {
+        queue_.push_back(std::move(fn));
+        cv_.notify_one();
         return;
       }
-      queue_.push_back(std::move(fn));
     }
-    cv_.notify_one();
+    // Even the reject queue is full: answer 503 on the accepting thread, which stops accepting
+    // meanwhile (the kernel's listen backlog then holds new connections).
+    tl_shed = true;
+    fn();
+    tl_shed = false;
   }
 
   void shutdown() override {
@@ -103,6 +112,10 @@ class BoundedPool final : public httplib::TaskQueue {
     }
   }
 
+  // Refused connections waiting for the reject thread. The 503 carries "Connection: close", so a
+  // compliant client closes at once; a client that does not holds the reject thread until the
+  // keep-alive timeout.
+  static constexpr size_t kMaxRejects = 1024;
   const size_t threads_;
   const size_t max_queued_;
   std::atomic<int64_t>* shed_;
@@ -421,6 +434,12 @@ Result<EventInput> ParseEvent(const json& j, size_t index, UnixSeconds now) {
     e.type = *t;
   }
   e.time = time.value_or(now);
+  // Unix seconds from 1970 to one day ahead: a millisecond or far-future timestamp would move
+  // the shop's "now" (insights, recency decay) for everyone.
+  if (e.time < 0 || e.time > now + 86400) {
+    return Status::InvalidArgument("time must be Unix seconds between 1970 and now + 1 day",
+                                   prefix + "time");
+  }
   e.quantity = quantity.value_or(1.0);
   e.unit_price = price.value_or(0.0);
   e.channel = channel.value_or("");
@@ -751,10 +770,12 @@ class HttpServer::Impl {
   void Routes() {
     Add("GET", "/healthz", "healthz", Access::kPublic,
         [](const httplib::Request&, httplib::Response& res, Role) {
+          res.status = 200;
           res.set_content("{\"status\":\"ok\"}", "application/json");
         });
     Add("GET", "/metrics", "metrics", Access::kRead,
         [this](const httplib::Request&, httplib::Response& res, Role) {
+          res.status = 200;
           res.set_content(MetricsText(), "text/plain; version=0.0.4");
         });
     Add("GET", "/v1/model", "model", Access::kRead,
@@ -830,14 +851,15 @@ class HttpServer::Impl {
         [this](const httplib::Request& req, httplib::Response& res, Role) {
           auto k = IntParam(req, "k", 10, 1, 1000);
           if (!k.ok()) return SendStatus(res, k.status());
-          auto result = engine_->Similar(req.matches[1].str(), *k);
+          int64_t version = 0;
+          auto result = engine_->Similar(req.matches[1].str(), *k, &version);
           if (!result.ok()) return SendStatus(res, result.status());
           json items = json::array();
           for (const auto& s : *result)
             items.push_back({{"product", s.product}, {"score", s.score}});
-          SendJson(res, {{"product", req.matches[1].str()},
-                         {"model_version", engine_->Info().version},
-                         {"items", items}});
+          SendJson(
+              res,
+              {{"product", req.matches[1].str()}, {"model_version", version}, {"items", items}});
         });
     Add("GET", R"(/v1/products/([^/]+)/audience)", "audience", Access::kRead,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
@@ -855,14 +877,13 @@ class HttpServer::Impl {
             }
             r.min_score = v;
           }
-          auto result = engine_->Audience(r);
+          int64_t version = 0;
+          auto result = engine_->Audience(r, &version);
           if (!result.ok()) return SendStatus(res, result.status());
           json items = json::array();
           for (const auto& m : *result)
             items.push_back({{"customer", m.customer}, {"score", m.score}});
-          SendJson(res, {{"product", r.product},
-                         {"model_version", engine_->Info().version},
-                         {"customers", items}});
+          SendJson(res, {{"product", r.product}, {"model_version", version}, {"customers", items}});
         });
     Add("POST", "/v1/events", "events", Access::kWrite,
         [this](const httplib::Request& req, httplib::Response& res, Role) {

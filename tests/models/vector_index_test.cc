@@ -70,6 +70,26 @@ TEST(VectorIndex, ApproximateKindsReachHighRecallOnRealFactors) {
   }
 }
 
+// Fewer rows than the default number of cells: IVF builds with one cell per row at most.
+TEST(VectorIndex, IvfOnATinySet) {
+  RowMajorMatrixXf m(5, 3);
+  m << 1, 0, 0,  //
+      0, 1, 0,   //
+      0, 0, 1,   //
+      1, 1, 0,   //
+      0, 1, 1;
+  VectorIndexOptions o;
+  o.kind = VectorIndexKind::kIvf;
+  auto index = VectorIndex::Build(m, o);
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  const float q[3] = {1, 1, 0};
+  auto hits = (*index)->Search(q, 5);
+  ASSERT_TRUE(hits.ok());
+  ASSERT_EQ(hits->size(), 5u);
+  EXPECT_EQ((*hits)[0].row, 3);
+  EXPECT_FLOAT_EQ((*hits)[0].score, 2);
+}
+
 TEST(VectorIndex, OptionsAreValidated) {
   VectorIndexOptions o;
   o.approximate = VectorIndexKind::kAuto;

@@ -100,7 +100,7 @@ TEST_F(HttpServerTest, HealthModelAndMetrics) {
                 "affinity_http_requests_total{route=\"recommendations\",status=\"200\"} 1"),
             std::string::npos)
       << metrics->body;
-  EXPECT_NE(metrics->body.find("affinity_http_request_duration_seconds_bucket{route=\"healthz\""),
+  EXPECT_NE(metrics->body.find("affinity_http_requests_total{route=\"healthz\",status=\"200\"} 1"),
             std::string::npos);
   EXPECT_NE(metrics->body.find("affinity_model_version 1"), std::string::npos);
   EXPECT_NE(metrics->body.find("affinity_index_size{index=\"customers\",kind=\"exact\"} 60"),
@@ -205,6 +205,11 @@ TEST_F(HttpServerTest, EventBatchErrorsAreNamedByIndex) {
   EXPECT_EQ(j["errors"][0]["field"], "events[1].quantity");
   EXPECT_EQ(j["errors"][1]["index"], 2);
   EXPECT_EQ(j["errors"][1]["field"], "events[2].quantity");
+  auto future = w.Post("/v1/events", R"([{"customer":"a01","product":"k01","time":1735689600000}])",
+                       "application/json");
+  ASSERT_TRUE(future);
+  EXPECT_EQ(future->status, 422);
+  EXPECT_EQ(Body(future)["errors"][0]["field"], "events[0].time");
   auto all_bad = w.Post("/v1/events", R"([{"product":"k01"}, 5])", "application/json");
   ASSERT_TRUE(all_bad);
   EXPECT_EQ(all_bad->status, 422);

@@ -172,10 +172,13 @@ class ServingEngine {
   // Products most similar to a product. NotFound for an unknown product; FailedPrecondition if
   // the model has no vector for it yet (no purchases before the snapshot); InvalidArgument for
   // k < 1.
-  Result<std::vector<SimilarProduct>> Similar(std::string_view product, int k) const;
+  // `model_version`, when given, receives the version of the model that answered.
+  Result<std::vector<SimilarProduct>> Similar(std::string_view product, int k,
+                                              int64_t* model_version = nullptr) const;
   // Customers to tell about a product, best first: not opted out, not already buyers of it.
   // Errors as Similar (field "limit").
-  Result<std::vector<AudienceMember>> Audience(const AudienceRequest& request) const;
+  Result<std::vector<AudienceMember>> Audience(const AudienceRequest& request,
+                                               int64_t* model_version = nullptr) const;
 
   // ---- Writes ----
 
@@ -204,6 +207,8 @@ class ServingEngine {
 
   // ---- Introspection ----
   ModelInfo Info() const;
+  // The version of the snapshot being served (cheap: no index summaries).
+  int64_t model_version() const;
   int64_t fold_ins() const { return fold_ins_.load(std::memory_order_relaxed); }
   int64_t reloads() const { return reloads_.load(std::memory_order_relaxed); }
   const ServingOptions& options() const { return options_; }

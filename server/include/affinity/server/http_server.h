@@ -5,12 +5,16 @@
 // Threads. cpp-httplib (Debian's 0.11) hands every accepted connection to a worker for its whole
 // keep-alive life, so the worker pool bounds the number of connections served at once. The pool
 // has `threads` workers and a queue of at most `max_queued` waiting connections; a connection
-// accepted when the queue is full is answered 503 (code "overloaded") and closed, instead of
-// waiting unboundedly. Keep-alive connections are closed after `keep_alive_max_count` requests or
-// `keep_alive_timeout_s` idle seconds, so idle clients cannot hold workers for long.
+// accepted when the queue is full is answered 503 (code "overloaded", `Connection: close`) by a
+// separate reject thread, instead of waiting unboundedly. (cpp-httplib 0.11 closes a connection
+// on the request's Connection header only, so it is the client that closes after the 503;
+// compliant clients do at once.) Keep-alive connections are closed after `keep_alive_max_count`
+// requests or `keep_alive_timeout_s` idle seconds, so idle clients cannot hold workers for long.
 //
 // Limits. Bodies above `max_body_bytes` are refused with 413; chunked request bodies (which
-// Debian's 0.11.4 does not limit) are refused with 411 before they are read. TCP_NODELAY is on.
+// Debian's 0.11.4 does not limit) are refused with 411 and `Connection: close` before they are
+// read (a client that keeps the connection open has its unread body parsed as the next request,
+// which then fails to parse). TCP_NODELAY is on.
 //
 // Auth. Keys come from a file (one per line: `KEY`, or `ROLE KEY` with ROLE admin, write or read;
 // a bare key is admin; blank lines and lines starting with # are skipped) and are compared in
