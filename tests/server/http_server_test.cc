@@ -126,7 +126,8 @@ TEST_F(HttpServerTest, RecommendationsWithReasonsAndTheirErrors) {
   }
   auto cat = c.Get("/v1/customers/a03/recommendations?k=20&category=Home/Kitchen/Pans");
   ASSERT_TRUE(cat);
-  for (const auto& item : Body(cat)["items"]) {
+  const json cat_body = Body(cat);  // (a range-for over a temporary's member would dangle)
+  for (const auto& item : cat_body["items"]) {
     EXPECT_GE(std::stoi(item["product"].get<std::string>().substr(1)), 10);
   }
   // Huge k is capped at max_k, not an error; negative, non-numeric k are 400 naming "k".
@@ -327,7 +328,8 @@ TEST_F(HttpServerTest, CustomersAndProductsCrudAndForget) {
   EXPECT_EQ(Body(receipt)["removed"]["events"], 6);
   ErrorField(Client().Get("/v1/customers/" + victim), 404);
   ErrorField(Client().Get("/v1/customers/" + victim + "/recommendations"), 404);
-  for (const auto& m : Body(Client().Get("/v1/products/k04/audience?limit=60"))["customers"]) {
+  const json after = Body(Client().Get("/v1/products/k04/audience?limit=60"));
+  for (const auto& m : after["customers"]) {
     EXPECT_NE(m["customer"], victim);
   }
   ErrorField(a.Delete("/v1/customers/" + victim), 404);
@@ -352,7 +354,8 @@ TEST_F(HttpServerTest, AudienceExcludesBuyersAndOptOuts) {
   auto opt_out =
       Client(kWriteKey).Put("/v1/customers/" + top, R"({"opted_out":true})", "application/json");
   ASSERT_TRUE(opt_out);
-  for (const auto& m : Body(c.Get("/v1/products/r02/audience?limit=100"))["customers"]) {
+  const json after = Body(c.Get("/v1/products/r02/audience?limit=100"));
+  for (const auto& m : after["customers"]) {
     EXPECT_NE(m["customer"], top);
   }
   // min_score cuts the list; bad parameters are 400 naming them.
