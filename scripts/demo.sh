@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quickstart 1: install dependencies, build, generate a synthetic demo shop, import it into an
 # embedded RocksDB store under ./data/shop, and run the main jobs on it: stats, customer insights,
-# the retraining job (a model snapshot under ./data/snapshots), and finally the HTTP server on
+# the retraining job (a model snapshot under ./data/snapshots), the audience of the newest
+# product, and finally the HTTP server on
 # 127.0.0.1:8080 (Ctrl-C stops it) after printing example calls. AFFINITY_DEMO_SERVE=0 skips the
 # server; AFFINITY_DEMO_LISTEN changes the address.
 # Re-running it is safe: the generator is deterministic and imports are idempotent.
@@ -20,6 +21,8 @@ $bin import --db data/shop --kind purchases \
 $bin stats --db data/shop
 $bin insights --db data/shop
 $bin train --db data/shop --snapshots data/snapshots
+# Who to tell about the newest product (ids follow launch order), with calibrated probabilities.
+$bin audience --db data/shop --snapshots data/snapshots --product P1500 --limit 10
 
 [[ "${AFFINITY_DEMO_SERVE:-1}" == 1 ]] || exit 0
 # An admin key for the demo (kept across runs; data/ is not in git).
@@ -37,6 +40,8 @@ Starting the server on $url (Ctrl-C stops it). Try, from another terminal:
   curl -s '$url/v1/customers/C00264/recommendations?k=5&category=Sports'
   curl -s '$url/v1/products/P0821/similar?k=5'
   curl -s '$url/v1/products/P0821/audience?limit=10'
+  curl -s -d '{"product":{"title":"Trail running shoe","category":"Sports/Running"},"limit":5}' $url/v1/audience
+  curl -s '$url/v1/customers/C00264/interests'
   curl -s '$url/v1/customers/C00264/insights'
   curl -s -H 'Authorization: Bearer $key' -d '{"events":[{"customer":"C00264","product":"P0002"}]}' $url/v1/events
   curl -s -H 'Authorization: Bearer $key' $url/v1/customers/C00264

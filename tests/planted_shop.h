@@ -82,6 +82,23 @@ inline void FillPlantedShop(Store* store) {
   ASSERT_TRUE(store->AppendEvents(events).ok());
 }
 
+// A snapshot of a trained model: its factors and the store's ids for its rows.
+inline Snapshot SnapshotOf(const Store& store, const IalsModel& model, const CsrMatrix& matrix) {
+  Snapshot s;
+  s.user_factors = model.user_factors();
+  s.item_factors = model.item_factors();
+  s.item_weights = model.item_weights();
+  for (int64_t u = 0; u < matrix.rows; ++u) {
+    auto id = store.CustomerExternalId(CustomerId{static_cast<uint32_t>(u)});
+    s.customer_ids.push_back(id.ok() ? *id : "");
+  }
+  for (int64_t i = 0; i < matrix.cols; ++i) {
+    auto id = store.ProductExternalId(ProductId{static_cast<uint32_t>(i)});
+    s.product_ids.push_back(id.ok() ? *id : "");
+  }
+  return s;
+}
+
 // Trains iALS on the store as `affinity train` does and publishes a snapshot under `root`.
 // Returns the version.
 inline int64_t TrainPlantedSnapshot(const Store& store, const std::string& root,
@@ -100,18 +117,7 @@ inline int64_t TrainPlantedSnapshot(const Store& store, const std::string& root,
   o.compute_loss = false;
   IalsModel model(o);
   EXPECT_TRUE(model.Fit(*m).ok());
-  Snapshot s;
-  s.user_factors = model.user_factors();
-  s.item_factors = model.item_factors();
-  s.item_weights = model.item_weights();
-  for (int64_t u = 0; u < m->rows; ++u) {
-    auto id = store.CustomerExternalId(CustomerId{static_cast<uint32_t>(u)});
-    s.customer_ids.push_back(id.ok() ? *id : "");
-  }
-  for (int64_t i = 0; i < m->cols; ++i) {
-    auto id = store.ProductExternalId(ProductId{static_cast<uint32_t>(i)});
-    s.product_ids.push_back(id.ok() ? *id : "");
-  }
+  Snapshot s = SnapshotOf(store, model, *m);
   s.manifest = {{"model", "ials"},
                 {"options", IalsOptionsJson(o)},
                 {"source", {{"reference_time", *io.reference_time}}}};

@@ -9,6 +9,7 @@
 
 #include "affinity/interactions.h"
 #include "affinity/models/ials.h"
+#include "affinity/new_products.h"
 #include "affinity/snapshot.h"
 #include "affinity/time_util.h"
 
@@ -53,6 +54,19 @@ class TopK {
   std::vector<std::pair<float, Id>> heap_;
 };
 
+// Stated interests as category paths, normalized ("Home / Kitchen" → "Home/Kitchen"), without
+// empty ones or repeats, in the order given.
+std::vector<std::string> NormalizedInterests(const std::vector<std::string>& interests) {
+  std::vector<std::string> out;
+  for (const auto& i : interests) {
+    std::string path = JoinCategory(SplitCategory(i));
+    if (!path.empty() && std::find(out.begin(), out.end(), path) == out.end()) {
+      out.push_back(std::move(path));
+    }
+  }
+  return out;
+}
+
 bool NonZero(const RowMajorMatrixXf& m, int64_t row) {
   return row >= 0 && row < m.rows() && m.row(row).squaredNorm() > 0;
 }
@@ -78,6 +92,10 @@ Status ServingOptions::Validate() const {
     return Status::InvalidArgument("reason_history must be >= 1", "reason_history");
   }
   if (popular_size < 1) return Status::InvalidArgument("popular_size must be >= 1", "popular_size");
+  if (!(prior_buyers >= 0)) return Status::InvalidArgument("must be >= 0", "prior_buyers");
+  if (audience_candidates < 1) {
+    return Status::InvalidArgument("must be >= 1", "audience_candidates");
+  }
   return Status::Ok();
 }
 
@@ -88,7 +106,11 @@ struct ServingEngine::Model {
   InteractionOptions weighting;  // how training weighted purchases (decay, reference time)
   RowMajorMatrixXf unit_items;   // item factors scaled to unit length (cosine)
   std::unique_ptr<FoldInSolver> solver;
+  // Item rows against the fixed customer factors: new products from their buyers.
+  std::unique_ptr<FoldInSolver> item_solver;
   std::unique_ptr<VectorIndex> items, similar, customers;
+  // Mean unit item vector of each category path (every level), for learned interests.
+  std::unordered_map<std::string, Eigen::VectorXf> category_centroids;
   std::string loaded_at;
 
   const RowMajorMatrixXf& users() const { return snapshot.user_factors; }
@@ -112,6 +134,12 @@ struct ServingEngine::State {
   std::unordered_map<uint32_t, Eigen::VectorXf> overlay;  // guarded by mu
   std::vector<uint32_t> log;                              // guarded by mu: customers written
   bool retired = false;                                   // guarded by mu
+  // Products without a trained row: their served vector and its source (guarded by mu).
+  struct NewProduct {
+    Eigen::VectorXf vector;
+    std::string source;  // "attributes", "blended", "buyers"
+  };
+  std::unordered_map<uint32_t, NewProduct> new_products;
 
   // Copies the customer's overlay vector into *w (empty: folded in, but no vector). False if
   // the customer has not been folded in on this state.
@@ -129,7 +157,8 @@ struct ServingEngine::Caches {
   struct Product {
     std::string category;  // joined path
     bool available = true;
-    bool known = false;  // has a record
+    bool known = false;   // has a record
+    ItemAttributes item;  // for the cold-start map and the audience features
   };
   std::vector<Product> products;                                       // by product id
   std::unordered_map<std::string, std::vector<uint32_t>> by_category;  // every prefix
@@ -139,6 +168,24 @@ struct ServingEngine::Caches {
   // record was forgotten (now, or before a restart) and is never answered.
   std::vector<bool> live;
   std::vector<uint32_t> popular;  // products by number of buyers, most first
+  std::vector<uint32_t> active;   // customers by number of distinct products, most first
+  // Stated interests: by customer, and customers by stated category path.
+  std::unordered_map<uint32_t, std::vector<std::string>> interests;
+  std::unordered_map<std::string, std::vector<uint32_t>> stated;
+
+  void SetInterests(uint32_t customer, const std::vector<std::string>& categories) {
+    if (auto it = interests.find(customer); it != interests.end()) {
+      for (const auto& c : it->second) {
+        auto& v = stated[c];
+        v.erase(std::remove(v.begin(), v.end(), customer), v.end());
+        if (v.empty()) stated.erase(c);
+      }
+      interests.erase(it);
+    }
+    if (categories.empty()) return;
+    interests[customer] = categories;
+    for (const auto& c : categories) stated[c].push_back(customer);
+  }
 
   void SetProduct(uint32_t id, const ProductAttributes& a) {
     if (products.size() <= id) products.resize(id + 1);
@@ -157,6 +204,7 @@ struct ServingEngine::Caches {
     p.category = category;
     p.available = a.available.value_or(true);
     p.known = true;
+    p.item = ToItemAttributes(a);
   }
 
   void AddBuyer(uint32_t product, uint32_t customer) {
@@ -213,6 +261,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
     if (id.value >= c.live.size()) c.live.resize(id.value + 1);
     c.live[id.value] = true;
     if (p.opted_out.value_or(false)) c.opted_out.insert(id.value);
+    if (p.interests) c.SetInterests(id.value, NormalizedInterests(*p.interests));
     return true;
   }));
   c.buyers.resize(store->product_id_limit());
@@ -227,6 +276,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
   AFFINITY_ASSIGN_OR_RETURN(auto model, engine->LoadModel(std::nullopt));
   auto state = std::make_shared<State>();
   state->model = std::move(model);
+  engine->EmbedNewProducts(state.get());
   engine->state_ = std::move(state);
   return engine;
 }
@@ -241,6 +291,17 @@ void ServingEngine::RefreshPopular() {
   }
   c.popular.clear();
   for (const auto& [count, p] : top.Take()) c.popular.push_back(p);
+  // The most active customers (distinct products bought), an audience candidate source.
+  std::unordered_map<uint32_t, uint32_t> products_of;
+  for (const auto& buyers : c.buyers) {
+    for (uint32_t customer : buyers) ++products_of[customer];
+  }
+  TopK<uint32_t> active(static_cast<size_t>(options_.max_audience));
+  for (const auto& [customer, count] : products_of) {
+    active.Push(static_cast<float>(count), customer);
+  }
+  c.active.clear();
+  for (const auto& [count, customer] : active.Take()) c.active.push_back(customer);
 }
 
 Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
@@ -279,10 +340,26 @@ Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
     }
   }
   model->solver = std::make_unique<FoldInSolver>(model->ials, &s.item_factors, s.item_weights);
+  model->item_solver =
+      std::make_unique<FoldInSolver>(model->ials, &s.user_factors, Eigen::VectorXf());
   model->unit_items = s.item_factors;
   for (Eigen::Index i = 0; i < model->unit_items.rows(); ++i) {
     const float norm = model->unit_items.row(i).norm();
     if (norm > 0) model->unit_items.row(i) /= norm;
+  }
+  {
+    std::shared_lock lock(caches_->mu);
+    std::unordered_map<std::string, int> counts;
+    for (size_t p = 0; p < caches_->products.size(); ++p) {
+      if (!NonZero(model->unit_items, static_cast<int64_t>(p))) continue;
+      Caches::ForEachPrefix(caches_->products[p].category, [&](const std::string& prefix) {
+        auto [it, fresh] = model->category_centroids.try_emplace(
+            prefix, Eigen::VectorXf::Zero(model->unit_items.cols()));
+        it->second += model->unit_items.row(static_cast<int64_t>(p)).transpose();
+        ++counts[prefix];
+      });
+    }
+    for (auto& [path, v] : model->category_centroids) v /= static_cast<float>(counts[path]);
   }
   AFFINITY_ASSIGN_OR_RETURN(
       model->items, VectorIndex::Build(s.item_factors, options_.item_index, &s.user_factors));
@@ -369,6 +446,7 @@ Result<int64_t> ServingEngine::Reload(bool force) {
     seen = old->log.size();
   }
   refold(first, /*keep_newer=*/false);
+  EmbedNewProducts(next.get());
   {
     std::lock_guard lock(state_mu_);
     state_ = next;
@@ -425,9 +503,26 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
 
   std::vector<std::pair<float, uint32_t>> top;
   if (w.size() == 0) {
+    // No vector: popular products, those under the customer's stated interests first.
+    std::vector<std::string> stated;
+    if (auto it = c.interests.find(customer.value); it != c.interests.end()) stated = it->second;
+    auto under_stated = [&](uint32_t p) {
+      if (p >= c.products.size()) return false;
+      for (const auto& path : stated) {
+        if (UnderCategory(c.products[p].category, path)) return true;
+      }
+      return false;
+    };
+    if (!stated.empty()) {
+      result.source = "interests";
+      for (uint32_t p : c.popular) {
+        if (top.size() >= k) break;
+        if (under_stated(p) && eligible(p)) top.emplace_back(0.0f, p);
+      }
+    }
     for (uint32_t p : c.popular) {
       if (top.size() >= k) break;
-      if (eligible(p)) top.emplace_back(0.0f, p);
+      if (!under_stated(p) && eligible(p)) top.emplace_back(0.0f, p);
     }
     for (size_t i = 0; i < top.size(); ++i) {
       top[i].first = static_cast<float>(c.buyers[top[i].second].size());
@@ -458,6 +553,19 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
       if (top.size() == k || static_cast<int64_t>(hits.size()) < want) break;
       want *= 4;
     }
+  }
+
+  // New products (no trained row yet) are scored exactly and merged in.
+  if (w.size() > 0) {
+    TopK<uint32_t> merged(k);
+    for (const auto& [score, p] : top) merged.Push(score, p);
+    {
+      std::shared_lock lock(state->mu);
+      for (const auto& [p, np] : state->new_products) {
+        if (eligible(p)) merged.Push(np.vector.dot(w), p);
+      }
+    }
+    top = merged.Take();
   }
 
   // Reasons: which past purchase contributes most to each score (fold-in decomposition).
@@ -516,106 +624,481 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
   std::shared_ptr<State> state = current();
   const Model& model = *state->model;
   if (model_version) *model_version = model.snapshot.version;
-  if (!NonZero(model.unit_items, id.value)) {
-    return Status::FailedPrecondition("product '" + std::string(product) + "' is not in model v" +
-                                      std::to_string(model.snapshot.version) + " yet");
+  Eigen::VectorXf query;
+  if (NonZero(model.unit_items, id.value)) {
+    query = model.unit_items.row(id.value).transpose();
+  } else {
+    std::shared_lock lock(state->mu);
+    if (auto it = state->new_products.find(id.value); it != state->new_products.end()) {
+      query = it->second.vector.normalized();
+    }
   }
+  if (query.size() == 0) {
+    return Status::FailedPrecondition("product '" + std::string(product) + "' is not in model v" +
+                                      std::to_string(model.snapshot.version) +
+                                      " yet and has no attribute the model knows");
+  }
+  // New products, by cosine, merged with the index's answer.
+  TopK<uint32_t> newest(want);
+  {
+    std::shared_lock lock(state->mu);
+    std::shared_lock caches_lock(caches_->mu);
+    for (const auto& [p, np] : state->new_products) {
+      if (p == id.value || !caches_->Available(p)) continue;
+      const float norm = np.vector.norm();
+      if (norm > 0) newest.Push(np.vector.dot(query) / norm, p);
+    }
+  }
+  const std::vector<std::pair<float, uint32_t>> extra = newest.Take();
   std::vector<SimilarProduct> out;
   int64_t ask = static_cast<int64_t>(want) + 8;
   for (;;) {
-    AFFINITY_ASSIGN_OR_RETURN(auto hits,
-                              model.similar->Search(model.unit_items.row(id.value).data(), ask));
-    out.clear();
+    AFFINITY_ASSIGN_OR_RETURN(auto hits, model.similar->Search(query.data(), ask));
+    TopK<uint32_t> best(want);
+    size_t taken = 0;
     {
       std::shared_lock lock(caches_->mu);
       for (const auto& h : hits) {
         const auto p = static_cast<uint32_t>(h.row);
         if (p == id.value || !caches_->Available(p)) continue;
-        std::string ext = model.ProductName(*store_, p);
-        if (ext.empty()) continue;
-        out.push_back({std::move(ext), h.score});
-        if (out.size() == want) break;
+        best.Push(h.score, p);
+        ++taken;
       }
     }
-    if (out.size() == want || static_cast<int64_t>(hits.size()) < ask) break;
-    ask *= 4;
+    if (taken < want && static_cast<int64_t>(hits.size()) >= ask) {
+      ask *= 4;
+      continue;
+    }
+    for (const auto& [score, p] : extra) best.Push(score, p);
+    out.clear();
+    for (const auto& [score, p] : best.Take()) {
+      std::string ext = model.ProductName(*store_, p);
+      if (!ext.empty()) out.push_back({std::move(ext), score});
+    }
+    break;
   }
   return out;
 }
 
-Result<std::vector<AudienceMember>> ServingEngine::Audience(const AudienceRequest& request,
-                                                            int64_t* model_version) const {
+Eigen::VectorXf ServingEngine::EmbedProduct(const Model& model, const State& state,
+                                            uint32_t product, std::string* source) const {
+  (void)state;
+  ItemAttributes item;
+  std::vector<int32_t> rows;
+  {
+    std::shared_lock lock(caches_->mu);
+    const Caches& c = *caches_;
+    if (product < c.products.size()) item = c.products[product].item;
+    if (product < c.buyers.size()) {
+      for (uint32_t b : c.buyers[product]) {
+        if (NonZero(model.users(), b)) rows.push_back(static_cast<int32_t>(b));
+      }
+    }
+  }
+  Eigen::VectorXf from_attributes, from_buyers;
+  if (model.snapshot.cold_start) {
+    auto e = model.snapshot.cold_start->Embed(item);
+    if (e.ok() && e->squaredNorm() > 0) from_attributes = std::move(*e);
+  }
+  if (!rows.empty()) {
+    const std::vector<float> ones(rows.size(), 1.0f);
+    auto w = model.item_solver->Solve(rows, ones);
+    if (w.ok()) from_buyers = std::move(*w);
+  }
+  if (from_buyers.size() == 0) {
+    *source = "attributes";
+    return from_attributes;
+  }
+  if (from_attributes.size() == 0) {
+    *source = "buyers";
+    return from_buyers;
+  }
+  *source = "blended";
+  const double n = static_cast<double>(rows.size());
+  const double prior = options_.prior_buyers;
+  return (static_cast<float>(prior / (prior + n)) * from_attributes +
+          static_cast<float>(n / (prior + n)) * from_buyers);
+}
+
+void ServingEngine::EmbedNewProducts(State* state) const {
+  const Model& model = *state->model;
+  size_t products = 0;
+  {
+    std::shared_lock lock(caches_->mu);
+    products = caches_->products.size();
+  }
+  std::unordered_map<uint32_t, State::NewProduct> fresh;
+  for (size_t p = 0; p < products; ++p) {
+    if (NonZero(model.item_factors(), static_cast<int64_t>(p))) continue;
+    std::string source;
+    Eigen::VectorXf v = EmbedProduct(model, *state, static_cast<uint32_t>(p), &source);
+    if (v.size() > 0)
+      fresh.emplace(static_cast<uint32_t>(p), State::NewProduct{std::move(v), source});
+  }
+  std::unique_lock lock(state->mu);
+  for (auto& [p, v] : fresh) state->new_products.insert_or_assign(p, std::move(v));
+}
+
+void ServingEngine::RefreshNewProduct(uint32_t product) {
+  for (;;) {
+    std::shared_ptr<State> state = current();
+    const Model& model = *state->model;
+    if (NonZero(model.item_factors(), product)) return;  // trained: the snapshot's row serves
+    std::string source;
+    Eigen::VectorXf v = EmbedProduct(model, *state, product, &source);
+    std::unique_lock lock(state->mu);
+    if (state->retired) continue;  // a reload swapped models meanwhile: embed on the new one
+    if (v.size() > 0) {
+      state->new_products.insert_or_assign(product, State::NewProduct{std::move(v), source});
+    } else {
+      state->new_products.erase(product);
+    }
+    return;
+  }
+}
+
+namespace {
+
+// The customer's distinct purchased products (net of nothing: any purchase counts), most recent
+// first.
+std::vector<uint32_t> PurchasedProducts(const std::vector<Event>& history) {
+  std::vector<uint32_t> out;
+  std::unordered_set<uint32_t> seen;
+  for (auto e = history.rbegin(); e != history.rend(); ++e) {
+    if (e->type == EventType::kPurchase && seen.insert(e->product.value).second) {
+      out.push_back(e->product.value);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) const {
   if (request.limit < 1) return Status::InvalidArgument("limit must be >= 1", "limit");
+  if (request.product.empty() == !request.attributes) {
+    return Status::InvalidArgument("give a product id or a product's attributes", "product");
+  }
+  if (request.horizon_days && !(*request.horizon_days > 0)) {
+    return Status::InvalidArgument("horizon_days must be > 0", "horizon_days");
+  }
   const size_t limit = static_cast<size_t>(std::min(request.limit, options_.max_audience));
-  AFFINITY_ASSIGN_OR_RETURN(ProductId product, store_->FindProduct(request.product));
   std::shared_ptr<State> state = current();
   const Model& model = *state->model;
-  if (model_version) *model_version = model.snapshot.version;
-  if (!NonZero(model.item_factors(), product.value)) {
-    return Status::FailedPrecondition("product '" + request.product + "' is not in model v" +
-                                      std::to_string(model.snapshot.version) + " yet");
-  }
-  const Eigen::VectorXf h = model.item_factors().row(product.value).transpose();
-  const float floor = request.min_score.value_or(-std::numeric_limits<float>::infinity());
+  AudienceResult result;
+  result.model_version = model.snapshot.version;
 
-  // Customers folded in since the snapshot are scored exactly; their index rows are stale.
-  std::vector<std::pair<float, uint32_t>> fresh;
-  std::unordered_set<uint32_t> stale;
+  // The product: its vector and attributes.
+  std::optional<uint32_t> product;
+  ItemAttributes item;
+  Eigen::VectorXf h;
+  const std::string name = request.product.empty() ? "the described product" : request.product;
+  if (!request.product.empty()) {
+    AFFINITY_ASSIGN_OR_RETURN(ProductId id, store_->FindProduct(request.product));
+    product = id.value;
+    {
+      std::shared_lock lock(caches_->mu);
+      if (id.value < caches_->products.size()) item = caches_->products[id.value].item;
+    }
+    if (NonZero(model.item_factors(), id.value)) {
+      h = model.item_factors().row(id.value).transpose();
+      result.product_vector = "model";
+    } else {
+      std::shared_lock lock(state->mu);
+      if (auto it = state->new_products.find(id.value); it != state->new_products.end()) {
+        h = it->second.vector;
+        result.product_vector = it->second.source;
+      }
+    }
+  } else {
+    item = ToItemAttributes(*request.attributes);
+    if (model.snapshot.cold_start) {
+      AFFINITY_ASSIGN_OR_RETURN(h, model.snapshot.cold_start->Embed(item));
+      result.product_vector = "attributes";
+    }
+  }
+  if (h.size() == 0 || h.squaredNorm() == 0) {
+    return Status::FailedPrecondition(
+        name + " has no vector in model v" + std::to_string(model.snapshot.version) +
+        (model.snapshot.cold_start ? ": no buyer yet and no attribute the model knows"
+                                   : ": no buyer yet, and the snapshot has no cold-start map"));
+  }
+  const std::optional<LogisticCalibration>& calibration = model.snapshot.audience;
+  result.calibrated = calibration.has_value();
+  result.horizon_days = request.horizon_days.value_or(calibration ? calibration->horizon_days : 0);
+  const float floor = request.min_score.value_or(-std::numeric_limits<float>::infinity());
+  const ProductKeys keys(item);
+
+  // Candidates by w_u · h: customers folded in since the snapshot exactly (their index rows are
+  // stale), the rest through the customer index.
+  const size_t per_source =
+      calibration ? std::max(limit * static_cast<size_t>(options_.audience_candidates), limit + 64)
+                  : limit;
+  std::unordered_map<uint32_t, Eigen::VectorXf> fresh;
   {
     std::shared_lock lock(state->mu);
-    for (const auto& [c, w] : state->overlay) {
-      stale.insert(c);
-      if (w.size() > 0) fresh.emplace_back(w.dot(h), c);
-    }
+    for (const auto& [c, w] : state->overlay) fresh.emplace(c, w);
   }
-  std::shared_lock caches_lock(caches_->mu);
-  const Caches& c = *caches_;
-  auto eligible = [&](uint32_t customer) {
-    return customer < c.live.size() && c.live[customer] && !c.opted_out.count(customer) &&
-           !c.Bought(product.value, customer);
+  auto vector_of = [&](uint32_t customer) -> Eigen::VectorXf {
+    if (auto it = fresh.find(customer); it != fresh.end()) return it->second;
+    if (NonZero(model.users(), customer)) return model.users().row(customer).transpose();
+    return Eigen::VectorXf();
   };
-  TopK<uint32_t> best(limit);
-  for (const auto& [score, customer] : fresh) {
-    if (score >= floor && eligible(customer)) best.Push(score, customer);
-  }
-  int64_t ask = static_cast<int64_t>(limit) + 64;
-  for (;;) {
-    AFFINITY_ASSIGN_OR_RETURN(auto hits, model.customers->Search(h.data(), ask));
-    TopK<uint32_t> round = best;
-    size_t taken = 0;
-    bool below_floor = false;
-    for (const auto& hit : hits) {
-      if (hit.score < floor) {
-        below_floor = true;
+  std::vector<uint32_t> candidates;
+  std::unordered_set<uint32_t> seen;
+  {
+    std::shared_lock caches_lock(caches_->mu);
+    const Caches& c = *caches_;
+    auto eligible = [&](uint32_t customer) {
+      return customer < c.live.size() && c.live[customer] && !c.opted_out.count(customer) &&
+             !(product && c.Bought(*product, customer));
+    };
+    TopK<uint32_t> best(per_source);
+    for (const auto& [customer, w] : fresh) {
+      if (w.size() > 0 && eligible(customer)) best.Push(w.dot(h), customer);
+    }
+    int64_t ask = static_cast<int64_t>(per_source) + 64;
+    for (;;) {
+      AFFINITY_ASSIGN_OR_RETURN(auto hits, model.customers->Search(h.data(), ask));
+      TopK<uint32_t> round = best;
+      size_t taken = 0;
+      for (const auto& hit : hits) {
+        const auto customer = static_cast<uint32_t>(hit.row);
+        if (fresh.count(customer) || !eligible(customer) ||
+            model.snapshot.customer_ids[customer].empty()) {
+          continue;
+        }
+        round.Push(hit.score, customer);
+        ++taken;
+      }
+      if (taken >= per_source || static_cast<int64_t>(hits.size()) < ask) {
+        best = std::move(round);
         break;
       }
-      const auto customer = static_cast<uint32_t>(hit.row);
-      if (stale.count(customer) || !eligible(customer) ||
-          model.snapshot.customer_ids[customer].empty()) {
-        continue;
+      ask *= 4;
+    }
+    for (const auto& [score, customer] : best.Take()) {
+      if (seen.insert(customer).second) candidates.push_back(customer);
+    }
+    if (calibration) {
+      // Buyers of the product's deepest category, customers who stated an interest covering
+      // it, and the most active customers.
+      auto add = [&](uint32_t customer, size_t* budget) {
+        if (*budget == 0 || !eligible(customer) || !seen.insert(customer).second) return;
+        candidates.push_back(customer);
+        --*budget;
+      };
+      size_t budget = per_source;
+      if (!keys.category.empty()) {
+        if (auto it = c.by_category.find(keys.category); it != c.by_category.end()) {
+          for (uint32_t p : it->second) {
+            if (p >= c.buyers.size()) continue;
+            for (uint32_t customer : c.buyers[p]) add(customer, &budget);
+          }
+        }
       }
-      round.Push(hit.score, customer);
-      ++taken;
+      budget = per_source;
+      Caches::ForEachPrefix(keys.category, [&](const std::string& prefix) {
+        if (auto it = c.stated.find(prefix); it != c.stated.end()) {
+          for (uint32_t customer : it->second) add(customer, &budget);
+        }
+      });
+      budget = per_source;
+      for (uint32_t customer : c.active) add(customer, &budget);
     }
-    if (taken >= limit || below_floor || static_cast<int64_t>(hits.size()) < ask) {
-      best = std::move(round);
-      break;
-    }
-    ask *= 4;
   }
-  std::vector<AudienceMember> out;
-  for (const auto& [score, customer] : best.Take()) {
-    std::string id = customer < model.snapshot.customer_ids.size()
-                         ? model.snapshot.customer_ids[customer]
+  result.candidates = static_cast<int64_t>(candidates.size());
+
+  // Score each candidate; reasons from their history.
+  const Eigen::VectorXf unit_h = h.normalized();
+  const auto inv_scale = static_cast<float>(1 / model.snapshot.score_scale);
+  struct Scored {
+    float score;
+    uint32_t customer;
+    std::optional<double> probability;
+    std::string kind, reason;
+  };
+  std::vector<Scored> scored;
+  std::array<float, kAudienceFeatures> x{};
+  std::vector<double> xd(kAudienceFeatures);
+  for (uint32_t customer : candidates) {
+    const Eigen::VectorXf w = vector_of(customer);
+    const float raw = w.size() > 0 ? w.dot(h) : 0.0f;
+    Scored s{raw, customer, std::nullopt, "", ""};
+    std::vector<std::string> stated;
+    {
+      std::shared_lock lock(caches_->mu);
+      if (auto it = caches_->interests.find(customer); it != caches_->interests.end()) {
+        stated = it->second;
+      }
+    }
+    for (const auto& path : stated) {
+      if (!keys.category.empty() && UnderCategory(keys.category, path)) {
+        s.kind = "stated_interest";
+        s.reason = path;
+        break;
+      }
+    }
+    if (calibration || s.kind.empty()) {
+      AFFINITY_ASSIGN_OR_RETURN(std::vector<Event> history,
+                                store_->CustomerHistory(CustomerId{customer}));
+      const std::vector<uint32_t> bought = PurchasedProducts(history);
+      if (calibration) {
+        PurchaseProfile profile;
+        {
+          std::shared_lock lock(caches_->mu);
+          for (uint32_t p : bought) {
+            profile.Add(p < caches_->products.size() ? caches_->products[p].item
+                                                     : ItemAttributes{});
+          }
+        }
+        // A stated interest counts as one purchase in its category (every level of it).
+        for (const auto& path : stated) {
+          ItemAttributes pseudo;
+          pseudo.category = SplitCategory(path);
+          profile.Add(pseudo);
+          --profile.products;
+        }
+        AudienceFeatures(raw * inv_scale, profile, keys, x);
+        for (size_t j = 0; j < kAudienceFeatures; ++j) xd[j] = x[j];
+        s.score = static_cast<float>(calibration->Logit(xd));
+        s.probability = calibration->Probability(xd, result.horizon_days);
+      }
+      if (s.kind.empty()) {
+        float best = -2;
+        for (size_t k = 0; k < bought.size() && k < static_cast<size_t>(options_.reason_history);
+             ++k) {
+          const uint32_t p = bought[k];
+          if (!NonZero(model.unit_items, p)) continue;
+          const float cosine = model.unit_items.row(p).dot(unit_h);
+          if (cosine > best) {
+            best = cosine;
+            s.reason = model.ProductName(*store_, p);
+            s.kind = "purchased";
+          }
+        }
+      }
+    }
+    if (s.score < floor) continue;
+    if (request.min_probability && s.probability && *s.probability < *request.min_probability) {
+      continue;
+    }
+    scored.push_back(std::move(s));
+  }
+  std::sort(scored.begin(), scored.end(), [](const Scored& a, const Scored& b) {
+    return a.score != b.score ? a.score > b.score : a.customer < b.customer;
+  });
+  for (Scored& s : scored) {
+    if (result.customers.size() >= limit) break;
+    std::string id = s.customer < model.snapshot.customer_ids.size()
+                         ? model.snapshot.customer_ids[s.customer]
                          : std::string();
     if (id.empty()) {
-      auto ext = store_->CustomerExternalId(CustomerId{customer});
+      auto ext = store_->CustomerExternalId(CustomerId{s.customer});
       if (!ext.ok()) continue;
       id = std::move(*ext);
     }
-    out.push_back({std::move(id), score});
+    result.expected_buyers += s.probability.value_or(0);
+    result.customers.push_back(
+        {std::move(id), s.score, s.probability, std::move(s.kind), std::move(s.reason)});
   }
-  return out;
+  return result;
+}
+
+nlohmann::json AudienceResultJson(const AudienceResult& r) {
+  nlohmann::json customers = nlohmann::json::array();
+  for (const AudienceMember& m : r.customers) {
+    nlohmann::json reason = nullptr;
+    if (m.reason_kind == "purchased") {
+      reason = {
+          {"kind", "purchased"}, {"product", m.reason}, {"text", "because you bought " + m.reason}};
+    } else if (m.reason_kind == "stated_interest") {
+      reason = {{"kind", "stated_interest"},
+                {"category", m.reason},
+                {"text", "you told us you like " + m.reason}};
+    }
+    customers.push_back(
+        {{"customer", m.customer},
+         {"score", m.score},
+         {"probability", m.probability ? nlohmann::json(*m.probability) : nlohmann::json(nullptr)},
+         {"reason", reason}});
+  }
+  return {{"model_version", r.model_version},
+          {"product_vector", r.product_vector},
+          {"calibrated", r.calibrated},
+          {"horizon_days", r.calibrated ? nlohmann::json(r.horizon_days) : nlohmann::json(nullptr)},
+          {"expected_buyers", r.expected_buyers},
+          {"candidates", r.candidates},
+          {"customers", customers}};
+}
+
+Result<std::vector<Interest>> ServingEngine::Interests(std::string_view customer, int limit) const {
+  AFFINITY_ASSIGN_OR_RETURN(CustomerId id, store_->FindCustomer(customer));
+  std::shared_ptr<State> state = current();
+  const Model& model = *state->model;
+  AFFINITY_ASSIGN_OR_RETURN(std::vector<Event> history, store_->CustomerHistory(id));
+  const std::vector<uint32_t> bought = PurchasedProducts(history);
+  Eigen::VectorXf w;
+  if (!state->Overlay(id.value, &w) && NonZero(model.users(), id.value)) {
+    w = model.users().row(id.value).transpose();
+  }
+  // History share: distinct products per category path, over all the customer's products.
+  std::map<std::string, double> share;
+  std::vector<std::string> stated;
+  {
+    std::shared_lock lock(caches_->mu);
+    for (uint32_t p : bought) {
+      if (p >= caches_->products.size()) continue;
+      Caches::ForEachPrefix(caches_->products[p].category,
+                            [&](const std::string& prefix) { share[prefix] += 1; });
+    }
+    if (auto it = caches_->interests.find(id.value); it != caches_->interests.end()) {
+      stated = it->second;
+    }
+  }
+  auto level_of = [](const std::string& path) {
+    return 1 + static_cast<int>(std::count(path.begin(), path.end(), '/'));
+  };
+  // Embedding affinity: the positive part of w · centroid, normalized within each level.
+  std::map<std::string, double> affinity;
+  std::map<int, double> level_total;
+  if (w.size() > 0) {
+    for (const auto& [path, count] : share) {
+      auto it = model.category_centroids.find(path);
+      const double a =
+          it == model.category_centroids.end() ? 0.0 : std::max(0.0f, w.dot(it->second));
+      affinity[path] = a;
+      level_total[level_of(path)] += a;
+    }
+  }
+  std::vector<Interest> learned;
+  for (const auto& [path, count] : share) {
+    const double from_history = count / static_cast<double>(bought.size());
+    double weight = from_history;
+    if (w.size() > 0 && level_total[level_of(path)] > 0) {
+      weight = 0.5 * from_history + 0.5 * affinity[path] / level_total[level_of(path)];
+    }
+    learned.push_back({path, level_of(path), weight, "learned"});
+  }
+  std::sort(learned.begin(), learned.end(), [](const Interest& a, const Interest& b) {
+    return a.weight != b.weight ? a.weight > b.weight : a.category < b.category;
+  });
+  if (limit >= 0 && learned.size() > static_cast<size_t>(limit)) learned.resize(limit);
+  for (const auto& path : stated) learned.push_back({path, level_of(path), 1.0, "stated"});
+  return learned;
+}
+
+Result<bool> ServingEngine::SetInterests(const std::string& customer,
+                                         std::vector<std::string> categories) {
+  for (size_t i = 0; i < categories.size(); ++i) {
+    if (JoinCategory(SplitCategory(categories[i])).empty()) {
+      return Status::InvalidArgument("interests[" + std::to_string(i) + "] is an empty path",
+                                     "interests");
+    }
+  }
+  CustomerProfile profile;
+  profile.interests = NormalizedInterests(categories);
+  return UpsertCustomer(customer, profile);
 }
 
 Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> events) {
@@ -635,7 +1118,7 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
     while (seen < e.time && !newest_event_.compare_exchange_weak(seen, e.time)) {
     }
   }
-  std::vector<uint32_t> customers;
+  std::vector<uint32_t> customers, products;
   {
     std::unique_lock lock(caches_->mu);
     for (const EventInput& e : valid) {
@@ -643,6 +1126,7 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
       auto product = store_->FindProduct(e.product);
       if (!customer.ok() || !product.ok()) continue;
       customers.push_back(customer->value);
+      if (e.type == EventType::kPurchase) products.push_back(product->value);
       if (customer->value >= caches_->live.size()) caches_->live.resize(customer->value + 1);
       caches_->live[customer->value] = true;
       if (e.type == EventType::kPurchase) caches_->AddBuyer(product->value, customer->value);
@@ -660,6 +1144,10 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
     }
     ++result.folded_in;
   }
+  // Products without a trained row move from their attributes toward their buyers.
+  std::sort(products.begin(), products.end());
+  products.erase(std::unique(products.begin(), products.end()), products.end());
+  for (uint32_t p : products) RefreshNewProduct(p);
   return result;
 }
 
@@ -678,6 +1166,8 @@ Result<bool> ServingEngine::UpsertCustomer(const std::string& id, const Customer
   } else {
     caches_->opted_out.erase(customer.value);
   }
+  caches_->SetInterests(customer.value,
+                        NormalizedInterests(stored.interests.value_or(std::vector<std::string>{})));
   return created > 0;
 }
 
@@ -685,10 +1175,14 @@ Result<bool> ServingEngine::UpsertProduct(const std::string& id,
                                           const ProductAttributes& attributes) {
   const std::pair<std::string, ProductAttributes> record{id, attributes};
   AFFINITY_ASSIGN_OR_RETURN(int64_t created, store_->UpsertProducts({&record, 1}));
-  std::unique_lock lock(caches_->mu);  // read back under the lock (see UpsertCustomer)
-  AFFINITY_ASSIGN_OR_RETURN(ProductId product, store_->FindProduct(id));
-  AFFINITY_ASSIGN_OR_RETURN(ProductAttributes stored, store_->GetProduct(product));
-  caches_->SetProduct(product.value, stored);
+  ProductId product;
+  {
+    std::unique_lock lock(caches_->mu);  // read back under the lock (see UpsertCustomer)
+    AFFINITY_ASSIGN_OR_RETURN(product, store_->FindProduct(id));
+    AFFINITY_ASSIGN_OR_RETURN(ProductAttributes stored, store_->GetProduct(product));
+    caches_->SetProduct(product.value, stored);
+  }
+  RefreshNewProduct(product.value);  // a product without a trained row: embed it now
   return created > 0;
 }
 
@@ -701,6 +1195,7 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
     std::unique_lock lock(caches_->mu);
     if (customer < caches_->live.size()) caches_->live[customer] = false;
     caches_->opted_out.erase(customer);
+    caches_->SetInterests(customer, {});
     for (ProductId p : receipt.products) {
       if (p.value >= caches_->buyers.size()) continue;
       auto& v = caches_->buyers[p.value];

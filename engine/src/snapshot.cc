@@ -18,6 +18,94 @@ namespace affinity {
 namespace {
 
 constexpr char kItemWeightsFile[] = "item_weights.f32";
+constexpr char kColdStartFile[] = "cold_start.json";
+constexpr char kColdStartWeightsFile[] = "cold_start.f32";
+
+bool ReservedFile(const std::string& file) {
+  return file == kItemWeightsFile || file == kColdStartFile || file == kColdStartWeightsFile;
+}
+
+nlohmann::json ColdStartJson(const ColdStartModel& m) {
+  const ColdStartOptions& o = m.options();
+  return {{"method", std::string(ColdStartMethodName(o.method))},
+          {"regularization", o.regularization},
+          {"min_feature_count", o.min_feature_count},
+          {"min_item_support", o.min_item_support},
+          {"category_weight", o.category_weight},
+          {"brand_weight", o.brand_weight},
+          {"price_weight", o.price_weight},
+          {"word_weight", o.word_weight},
+          {"tag_weight", o.tag_weight},
+          {"vocabulary", m.vocabulary()}};
+}
+
+Result<ColdStartModel> ColdStartFromParts(const nlohmann::json& j, RowMajorMatrixXf weights) {
+  ColdStartOptions o;
+  if (!j.is_object() || !j.contains("vocabulary") || !j["vocabulary"].is_array()) {
+    return Status::InvalidArgument("cold_start.json has no vocabulary", "vocabulary");
+  }
+  auto number = [&](const char* key, double* out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end()) return Status::Ok();
+    if (!it->is_number()) return Status::InvalidArgument("must be a number", key);
+    *out = it->get<double>();
+    return Status::Ok();
+  };
+  AFFINITY_RETURN_IF_ERROR(number("regularization", &o.regularization));
+  AFFINITY_RETURN_IF_ERROR(number("category_weight", &o.category_weight));
+  AFFINITY_RETURN_IF_ERROR(number("brand_weight", &o.brand_weight));
+  AFFINITY_RETURN_IF_ERROR(number("price_weight", &o.price_weight));
+  AFFINITY_RETURN_IF_ERROR(number("word_weight", &o.word_weight));
+  AFFINITY_RETURN_IF_ERROR(number("tag_weight", &o.tag_weight));
+  std::vector<std::string> vocabulary;
+  for (const auto& v : j["vocabulary"]) {
+    if (!v.is_string()) return Status::InvalidArgument("must be strings", "vocabulary");
+    vocabulary.push_back(v.get<std::string>());
+  }
+  return ColdStartModel::FromParts(o, std::move(vocabulary), std::move(weights));
+}
+
+nlohmann::json AudienceJson(const LogisticCalibration& c, double score_scale) {
+  return {{"score_scale", score_scale},
+          {"horizon_days", c.horizon_days},
+          {"features", c.features},
+          {"weights", c.weights},
+          {"intercept", c.intercept},
+          {"fitted_on", {{"launches", c.products}, {"pairs", c.pairs}, {"buyers", c.positives}}}};
+}
+
+Result<LogisticCalibration> AudienceFromJson(const nlohmann::json& j, double* score_scale) {
+  LogisticCalibration c;
+  auto number = [&](const char* key) -> Result<double> {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number()) {
+      return Status::InvalidArgument("must be a number", key);
+    }
+    return it->get<double>();
+  };
+  AFFINITY_ASSIGN_OR_RETURN(*score_scale, number("score_scale"));
+  AFFINITY_ASSIGN_OR_RETURN(c.horizon_days, number("horizon_days"));
+  AFFINITY_ASSIGN_OR_RETURN(c.intercept, number("intercept"));
+  auto features = j.find("features");
+  auto weights = j.find("weights");
+  if (features == j.end() || weights == j.end() || !features->is_array() || !weights->is_array() ||
+      features->size() != weights->size()) {
+    return Status::InvalidArgument("features and weights must be arrays of one size", "weights");
+  }
+  for (size_t k = 0; k < features->size(); ++k) {
+    if (!(*features)[k].is_string() || !(*weights)[k].is_number()) {
+      return Status::InvalidArgument("bad feature or weight", "weights");
+    }
+    c.features.push_back((*features)[k].get<std::string>());
+    c.weights.push_back((*weights)[k].get<double>());
+  }
+  if (auto it = j.find("fitted_on"); it != j.end() && it->is_object()) {
+    c.products = it->value("launches", int64_t{0});
+    c.pairs = it->value("pairs", int64_t{0});
+    c.positives = it->value("buyers", int64_t{0});
+  }
+  return c;
+}
 
 namespace fs = std::filesystem;
 
@@ -236,9 +324,27 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
     AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / kItemWeightsFile).string(), data));
     manifest["files"][kItemWeightsFile] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
   }
+  if (snapshot.cold_start) {
+    if (!snapshot.cold_start->fitted() ||
+        snapshot.cold_start->options().method != ColdStartMethod::kRidge) {
+      return Status::InvalidArgument("only a fitted ridge cold-start model can be stored",
+                                     "cold_start");
+    }
+    const std::pair<const char*, std::string> parts[] = {
+        {kColdStartFile, ColdStartJson(*snapshot.cold_start)
+                                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                             "\n"},
+        {kColdStartWeightsFile, EncodeMatrix(snapshot.cold_start->weights())}};
+    for (const auto& [file, data] : parts) {
+      AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
+      manifest["files"][file] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
+    }
+  }
+  if (snapshot.audience)
+    manifest["audience"] = AudienceJson(*snapshot.audience, snapshot.score_scale);
   for (const auto& [file, data] : snapshot.extra_files) {
     if (file.empty() || file.find('/') != std::string::npos || file[0] == '.' ||
-        manifest["files"].contains(file) || file == "manifest.json" || file == kItemWeightsFile) {
+        manifest["files"].contains(file) || file == "manifest.json" || ReservedFile(file)) {
       return Status::InvalidArgument("bad extra snapshot file name '" + file + "'", "extra_files");
     }
     AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
@@ -392,6 +498,7 @@ Result<Snapshot> LoadSnapshot(const std::string& root, std::optional<int64_t> ve
       static_cast<size_t>(s.item_factors.rows()) != s.product_ids.size()) {
     return Status::Corruption(dir.string() + ": factor and id files disagree in size");
   }
+  std::map<std::string, std::string> cold_start_parts;
   for (const auto& [file, info] : files.items()) {
     if (file == "user_factors.f32" || file == "item_factors.f32" || file == "customers.ids" ||
         file == "products.ids") {
@@ -415,7 +522,34 @@ Result<Snapshot> LoadSnapshot(const std::string& root, std::optional<int64_t> ve
       s.item_weights = weights.col(0);
       continue;
     }
+    if (file == kColdStartFile || file == kColdStartWeightsFile) {
+      cold_start_parts[file] = std::move(data);
+      continue;
+    }
     s.extra_files[file] = std::move(data);
+  }
+  if (cold_start_parts.size() == 2) {
+    const std::string path = (dir / kColdStartFile).string();
+    RowMajorMatrixXf weights;
+    std::string_view view(cold_start_parts[kColdStartWeightsFile]);
+    AFFINITY_RETURN_IF_ERROR(DecodeMatrix(view, path, &weights));
+    auto j = nlohmann::json::parse(cold_start_parts[kColdStartFile], nullptr, false);
+    auto model = ColdStartFromParts(j, std::move(weights));
+    if (!model.ok() || model->factors() != s.item_factors.cols()) {
+      return Status::Corruption(path + ": not a cold-start model for these factors" +
+                                (model.ok() ? "" : " (" + model.status().message() + ")"));
+    }
+    s.cold_start = std::move(*model);
+  } else if (!cold_start_parts.empty()) {
+    return Status::Corruption(dir.string() + ": half a cold-start model");
+  }
+  if (auto it = s.manifest.find("audience"); it != s.manifest.end() && !it->is_null()) {
+    auto audience = AudienceFromJson(*it, &s.score_scale);
+    if (!audience.ok()) {
+      return Status::Corruption(dir.string() + "/manifest.json: bad audience model (" +
+                                audience.status().message() + ")");
+    }
+    s.audience = std::move(*audience);
   }
   return s;
 }

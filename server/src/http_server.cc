@@ -868,22 +868,99 @@ class HttpServer::Impl {
           auto limit = IntParam(req, "limit", 100, 1, 1'000'000);
           if (!limit.ok()) return SendStatus(res, limit.status());
           r.limit = *limit;
-          if (req.has_param("min_score")) {
-            const std::string text = req.get_param_value("min_score");
+          for (const char* name : {"min_score", "min_probability", "horizon_days"}) {
+            if (!req.has_param(name)) continue;
+            const std::string text = req.get_param_value(name);
             char* end = nullptr;
-            const float v = std::strtof(text.c_str(), &end);
+            const double v = std::strtod(text.c_str(), &end);
             if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
-              return SendError(res, 400, "min_score must be a number", "min_score");
+              return SendError(res, 400, std::string(name) + " must be a number", name);
             }
-            r.min_score = v;
+            if (std::string_view(name) == "min_score") r.min_score = static_cast<float>(v);
+            if (std::string_view(name) == "min_probability") r.min_probability = v;
+            if (std::string_view(name) == "horizon_days") r.horizon_days = v;
           }
-          int64_t version = 0;
-          auto result = engine_->Audience(r, &version);
+          auto result = engine_->Audience(r);
           if (!result.ok()) return SendStatus(res, result.status());
+          json j = AudienceResultJson(*result);
+          j["product"] = r.product;
+          SendJson(res, j);
+        });
+    Add("POST", "/v1/audience", "audience_what_if", Access::kRead,
+        [this](const httplib::Request& req, httplib::Response& res, Role) {
+          auto body = ParseBody(req);
+          if (!body.ok()) return SendStatus(res, body.status());
+          if (!body->is_object()) return SendError(res, 400, "the body must be an object", "body");
+          if (Status s =
+                  KnownKeys(*body, {"product", "limit", "min_probability", "horizon_days"}, "");
+              !s.ok()) {
+            return SendStatus(res, s);
+          }
+          auto product = body->find("product");
+          if (product == body->end() || !product->is_object()) {
+            return SendError(res, 400, "product (an object of attributes) is required", "product");
+          }
+          auto attributes = ParseProduct(*product);
+          if (!attributes.ok()) {
+            const Status& s = attributes.status();
+            return SendStatus(res, Status::InvalidArgument(s.message(), "product." + s.field()));
+          }
+          AudienceRequest r;
+          r.attributes = std::move(*attributes);
+          std::optional<double> limit, min_probability, horizon;
+          for (auto [key, out] :
+               {std::pair{"limit", &limit}, std::pair{"min_probability", &min_probability},
+                std::pair{"horizon_days", &horizon}}) {
+            if (Status s = Member(*body, key, "", out); !s.ok()) return SendStatus(res, s);
+          }
+          if (limit) {
+            if (*limit < 1 || *limit > 1'000'000 || *limit != std::floor(*limit)) {
+              return SendError(res, 400, "limit must be an integer between 1 and 1000000", "limit");
+            }
+            r.limit = static_cast<int>(*limit);
+          }
+          r.min_probability = min_probability;
+          r.horizon_days = horizon;
+          auto result = engine_->Audience(r);
+          if (!result.ok()) return SendStatus(res, result.status());
+          SendJson(res, AudienceResultJson(*result));
+        });
+    Add("GET", R"(/v1/customers/([^/]+)/interests)", "interests_get", Access::kRead,
+        [this](const httplib::Request& req, httplib::Response& res, Role) {
+          auto limit = IntParam(req, "limit", 20, 1, 1000);
+          if (!limit.ok()) return SendStatus(res, limit.status());
+          auto interests = engine_->Interests(req.matches[1].str(), *limit);
+          if (!interests.ok()) return SendStatus(res, interests.status());
           json items = json::array();
-          for (const auto& m : *result)
-            items.push_back({{"customer", m.customer}, {"score", m.score}});
-          SendJson(res, {{"product", r.product}, {"model_version", version}, {"customers", items}});
+          for (const Interest& i : *interests) {
+            items.push_back({{"category", i.category},
+                             {"level", i.level},
+                             {"weight", i.weight},
+                             {"source", i.source}});
+          }
+          SendJson(res, {{"customer", req.matches[1].str()}, {"interests", items}});
+        });
+    Add("PUT", R"(/v1/customers/([^/]+)/interests)", "interests_put", Access::kWrite,
+        [this](const httplib::Request& req, httplib::Response& res, Role) {
+          auto body = ParseBody(req);
+          if (!body.ok()) return SendStatus(res, body.status());
+          if (!body->is_object()) return SendError(res, 400, "the body must be an object", "body");
+          if (Status s = KnownKeys(*body, {"interests"}, ""); !s.ok()) return SendStatus(res, s);
+          std::optional<std::vector<std::string>> interests;
+          if (Status s = Member(*body, "interests", "", &interests); !s.ok()) {
+            return SendStatus(res, s);
+          }
+          if (!interests) return SendError(res, 400, "interests is required", "interests");
+          if (Status s = CheckText(interests, "interests"); !s.ok()) return SendStatus(res, s);
+          auto created = engine_->SetInterests(req.matches[1].str(), *interests);
+          if (!created.ok()) return SendStatus(res, created.status());
+          auto stored = engine_->Interests(req.matches[1].str(), 0);
+          json stated = json::array();
+          if (stored.ok()) {
+            for (const Interest& i : *stored) stated.push_back(i.category);
+          }
+          SendJson(res, {{"customer", req.matches[1].str()}, {"stated", stated}},
+                   *created ? 201 : 200);
         });
     Add("POST", "/v1/events", "events", Access::kWrite,
         [this](const httplib::Request& req, httplib::Response& res, Role) {

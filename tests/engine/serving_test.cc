@@ -144,19 +144,19 @@ TEST_F(ServingEngineTest, AudienceIsTheSideThatHasNotBoughtAndHonoursOptOuts) {
   r.limit = 10;
   auto audience = engine_->Audience(r);
   ASSERT_TRUE(audience.ok()) << audience.status().ToString();
-  ASSERT_EQ(audience->size(), 10u);
-  for (const auto& m : *audience) {
+  ASSERT_EQ(audience->customers.size(), 10u);
+  for (const auto& m : audience->customers) {
     EXPECT_EQ(m.customer[0], 'a') << m.customer;
     const std::vector<int> basket = testing::PlantedBasket(std::stoi(m.customer.substr(1)));
     EXPECT_EQ(std::count(basket.begin(), basket.end(), 4), 0) << m.customer << " bought it";
   }
-  const std::string top = (*audience)[0].customer;
+  const std::string top = audience->customers[0].customer;
   CustomerProfile p;
   p.opted_out = true;
   ASSERT_TRUE(engine_->UpsertCustomer(top, p).ok());
   auto again = engine_->Audience(r);
   ASSERT_TRUE(again.ok());
-  for (const auto& m : *again) EXPECT_NE(m.customer, top);
+  for (const auto& m : again->customers) EXPECT_NE(m.customer, top);
   r.product = "nothing";
   EXPECT_EQ(engine_->Audience(r).status().code(), StatusCode::kNotFound);
 }
@@ -167,7 +167,7 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   r.limit = 30;
   auto audience = engine_->Audience(r);
   ASSERT_TRUE(audience.ok());
-  const std::string victim = (*audience)[0].customer;
+  const std::string victim = audience->customers[0].customer;
   auto receipt = engine_->ForgetCustomer(victim);
   ASSERT_TRUE(receipt.ok()) << receipt.status().ToString();
   EXPECT_EQ(receipt->store.events, 6);
@@ -179,7 +179,7 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   EXPECT_TRUE(history->empty());
   auto after = engine_->Audience(r);
   ASSERT_TRUE(after.ok());
-  for (const auto& m : *after) EXPECT_NE(m.customer, victim);
+  for (const auto& m : after->customers) EXPECT_NE(m.customer, victim);
   RecommendRequest rr;
   rr.customer = victim;
   EXPECT_EQ(engine_->Recommend(rr).status().code(), StatusCode::kNotFound);
@@ -189,7 +189,7 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   ASSERT_TRUE(restarted.ok());
   auto again = (*restarted)->Audience(r);
   ASSERT_TRUE(again.ok());
-  for (const auto& m : *again) EXPECT_NE(m.customer, victim);
+  for (const auto& m : again->customers) EXPECT_NE(m.customer, victim);
   // The next snapshot does not contain them.
   ASSERT_EQ(testing::TrainPlantedSnapshot(*store_, dir_.Sub("snaps")), 2);
   auto snapshot = LoadSnapshot(dir_.Sub("snaps"));

@@ -62,6 +62,59 @@ TEST(Snapshot, PublishAndLoadRoundTrip) {
   EXPECT_EQ(LoadSnapshot(root, 7).status().code(), StatusCode::kNotFound);
 }
 
+TEST(Snapshot, AudienceModelRoundTrips) {
+  ScratchDir dir;
+  const std::string root = dir.Sub("snapshots");
+  Snapshot s = Make(2, 0.5f);
+  // A cold-start map: two mugs and two teas, their factors along the two axes.
+  std::vector<ItemAttributes> items(4);
+  RowMajorMatrixXf factors(4, 2);
+  for (int i = 0; i < 4; ++i) {
+    items[i].category = {"Kitchen", i < 2 ? "Mugs" : "Tea"};
+    items[i].title = i < 2 ? "enamel mug" : "green tea";
+    factors.row(i) << (i < 2 ? 1.0f : 0.0f), (i < 2 ? 0.0f : 1.0f);
+  }
+  ColdStartModel map;
+  ASSERT_TRUE(map.Fit(items, std::vector<int32_t>(4, 5), factors, ColdStartOptions()).ok());
+  s.cold_start = map;
+  LogisticCalibration c;
+  c.features = {"model_score", "log_products"};
+  c.weights = {1.25, -0.5};
+  c.intercept = -4;
+  c.horizon_days = 14;
+  c.products = 7;
+  c.pairs = 700;
+  c.positives = 12;
+  s.audience = c;
+  s.score_scale = 0.75;
+  ASSERT_TRUE(PublishSnapshot(root, s).ok());
+  auto loaded = LoadSnapshot(root);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(loaded->cold_start);
+  EXPECT_EQ(loaded->cold_start->vocabulary(), map.vocabulary());
+  for (const auto& item : items) {
+    EXPECT_TRUE(loaded->cold_start->Embed(item)->isApprox(*map.Embed(item)));
+  }
+  ASSERT_TRUE(loaded->audience);
+  EXPECT_EQ(loaded->audience->features, c.features);
+  EXPECT_EQ(loaded->audience->weights, c.weights);
+  EXPECT_EQ(loaded->audience->intercept, -4);
+  EXPECT_EQ(loaded->audience->horizon_days, 14);
+  EXPECT_EQ(loaded->audience->positives, 12);
+  EXPECT_EQ(loaded->score_scale, 0.75);
+  EXPECT_TRUE(loaded->extra_files.empty() || !loaded->extra_files.count("cold_start.json"));
+  // A snapshot without them loads without them.
+  ASSERT_TRUE(PublishSnapshot(root, Make(2, 0.5f)).ok());
+  auto plain = LoadSnapshot(root);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->cold_start);
+  EXPECT_FALSE(plain->audience);
+  // The map's file names are reserved: an extra file may not take them.
+  Snapshot wrong = Make(2, 0.5f);
+  wrong.extra_files["cold_start.f32"] = "x";
+  EXPECT_EQ(PublishSnapshot(root, wrong).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(Snapshot, CorruptFilesAreDetected) {
   ScratchDir dir;
   const std::string root = dir.Sub("snapshots");

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "launch_shop.h"
 #include "planted_shop.h"
 #include "test_util.h"
 
@@ -395,6 +396,133 @@ TEST_F(HttpServerTest, AudienceExcludesBuyersAndOptOuts) {
   EXPECT_LE(few["customers"].size(), 3u);
   EXPECT_EQ(ErrorField(c.Get("/v1/products/r02/audience?limit=0"), 400), "limit");
   EXPECT_EQ(ErrorField(c.Get("/v1/products/r02/audience?min_score=x"), 400), "min_score");
+}
+
+TEST_F(HttpServerTest, InterestsRoutes) {
+  Start();
+  auto c = Client();
+  const json learned = Body(c.Get("/v1/customers/a00/interests"));
+  ASSERT_FALSE(learned["interests"].empty()) << learned.dump();
+  EXPECT_EQ(learned["interests"][0]["category"], "Home");
+  EXPECT_EQ(learned["interests"][0]["source"], "learned");
+  EXPECT_EQ(learned["interests"][0]["level"], 1);
+
+  auto w = Client(kWriteKey);
+  auto put = w.Put("/v1/customers/a00/interests", R"({"interests":["Sports / Running"]})",
+                   "application/json");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 200) << put->body;
+  EXPECT_EQ(Body(put)["stated"], json::array({"Sports/Running"}));
+  const json both = Body(c.Get("/v1/customers/a00/interests"));
+  EXPECT_EQ(both["interests"].back()["category"], "Sports/Running");
+  EXPECT_EQ(both["interests"].back()["source"], "stated");
+  // A new customer with stated interests only: created, and recommended from them.
+  auto created = w.Put("/v1/customers/newbie/interests", R"({"interests":["Sports/Running"]})",
+                       "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201);
+  const json recs = Body(c.Get("/v1/customers/newbie/recommendations?k=3"));
+  EXPECT_EQ(recs["source"], "interests");
+  for (const auto& item : recs["items"]) {
+    EXPECT_EQ(item["product"].get<std::string>()[0], 'r') << item.dump();
+  }
+
+  EXPECT_EQ(
+      ErrorField(
+          w.Put("/v1/customers/a00/interests", R"({"interests":"Home"})", "application/json"), 400),
+      "interests");
+  EXPECT_EQ(ErrorField(w.Put("/v1/customers/a00/interests", R"({"interests":[" / "]})",
+                             "application/json"),
+                       400),
+            "interests");
+  EXPECT_EQ(
+      ErrorField(w.Put("/v1/customers/a00/interests", R"({"likes":[]})", "application/json"), 400),
+      "likes");
+  ErrorField(c.Put("/v1/customers/a00/interests", R"({"interests":[]})", "application/json"), 401);
+  ErrorField(Client(kReadKey).Put("/v1/customers/a00/interests", R"({"interests":[]})",
+                                  "application/json"),
+             403);
+  ErrorField(c.Get("/v1/customers/nobody/interests"), 404);
+}
+
+TEST_F(HttpServerTest, WhatIfAudienceNeedsAColdStartMap) {
+  Start();
+  // The planted snapshot was trained without the audience model: nothing places a described
+  // product.
+  auto r = Client().Post("/v1/audience", R"({"product":{"category":"Home/Kitchen/Mugs"}})",
+                         "application/json");
+  ErrorField(r, 409);
+  EXPECT_EQ(ErrorField(Client().Post("/v1/audience", R"({"limit":3})", "application/json"), 400),
+            "product");
+  EXPECT_EQ(
+      ErrorField(Client().Post("/v1/audience", R"({"product":null})", "application/json"), 400),
+      "product");
+  EXPECT_EQ(
+      ErrorField(Client().Post("/v1/audience", R"({"product":{"price":-1}})", "application/json"),
+                 400),
+      "product.price");
+}
+
+// The same server on a shop with launches and a snapshot with the audience model.
+class HttpLaunchTest : public HttpServerTest {
+ protected:
+  void SetUp() override {
+    testing::OpenLaunchEngine(dir_, &store_, &engine_);
+    ASSERT_TRUE(engine_);
+  }
+};
+
+TEST_F(HttpLaunchTest, CalibratedAudiencesOfNewAndDescribedProducts) {
+  Start();
+  auto w = Client(kWriteKey);
+  auto put = w.Put("/v1/products/kx9",
+                   R"({"title":"Enamel mug deluxe","category":"Home/Kitchen/Mugs","price":14})",
+                   "application/json");
+  ASSERT_TRUE(put);
+  ASSERT_EQ(put->status, 201) << put->body;
+  auto c = Client();
+  const json j = Body(c.Get("/v1/products/kx9/audience?limit=10&horizon_days=20"));
+  ASSERT_EQ(j["customers"].size(), 10u) << j.dump();
+  EXPECT_EQ(j["product"], "kx9");
+  EXPECT_EQ(j["product_vector"], "attributes");
+  EXPECT_EQ(j["calibrated"], true);
+  EXPECT_EQ(j["horizon_days"], 20.0);
+  double sum = 0;
+  for (const auto& m : j["customers"]) {
+    EXPECT_EQ(m["customer"].get<std::string>()[0], 'a') << m.dump();
+    ASSERT_TRUE(m["probability"].is_number()) << m.dump();
+    sum += m["probability"].get<double>();
+    EXPECT_EQ(m["reason"]["kind"], "purchased");
+    EXPECT_EQ(m["reason"]["text"],
+              "because you bought " + m["reason"]["product"].get<std::string>());
+  }
+  EXPECT_NEAR(j["expected_buyers"].get<double>(), sum, 1e-6);
+  // min_probability cuts the list below the given probability.
+  const double third = j["customers"][2]["probability"];
+  const json few =
+      Body(c.Get("/v1/products/kx9/audience?limit=10&horizon_days=20&min_probability=" +
+                 std::to_string(third)));
+  EXPECT_LE(few["customers"].size(), 3u);
+  EXPECT_EQ(ErrorField(c.Get("/v1/products/kx9/audience?horizon_days=0"), 400), "horizon_days");
+  EXPECT_EQ(ErrorField(c.Get("/v1/products/kx9/audience?min_probability=high"), 400),
+            "min_probability");
+
+  // What-if: a running shoe nobody stocks yet. Nothing is stored.
+  auto what_if = c.Post(
+      "/v1/audience",
+      R"({"product":{"title":"Trail shoe pro","category":["Sports","Running","Shoes"]},"limit":5})",
+      "application/json");
+  ASSERT_TRUE(what_if);
+  ASSERT_EQ(what_if->status, 200) << what_if->body;
+  const json k = Body(what_if);
+  ASSERT_EQ(k["customers"].size(), 5u);
+  for (const auto& m : k["customers"]) {
+    EXPECT_EQ(m["customer"].get<std::string>()[0], 'b') << m.dump();
+  }
+  EXPECT_EQ(store_->product_id_limit(), 71u);  // 70 and kx9
+  EXPECT_EQ(
+      ErrorField(c.Post("/v1/audience", R"({"product":{},"limit":0})", "application/json"), 400),
+      "limit");
 }
 
 TEST_F(HttpServerTest, InsightsRoute) {

@@ -44,8 +44,8 @@ nlohmann::json JsonOf(const RunResult& r) {
 }
 
 TEST(Cli, HelpOnEverySubcommandAndVersion) {
-  for (const char* sub :
-       {"", "import ", "stats ", "insights ", "train ", "evaluate ", "demo-data "}) {
+  for (const char* sub : {"", "import ", "stats ", "insights ", "train ", "evaluate ", "demo-data ",
+                          "audience ", "serve "}) {
     RunResult r = RunCli(std::string(sub) + "--help");
     EXPECT_EQ(r.exit_code, 0) << sub << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;
@@ -275,6 +275,44 @@ TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {
   // Planted tastes: the model finds them, popularity does not.
   EXPECT_GT(j["metrics"]["recall@20"].get<double>(),
             j["baselines"]["popularity"]["recall@20"].get<double>());
+
+  // The retrain also fits the audience model: the cold-start map and the calibration.
+  EXPECT_TRUE(manifest["files"].contains("cold_start.json"));
+  ASSERT_TRUE(manifest["audience"].is_object()) << manifest.dump();
+  EXPECT_EQ(manifest["audience"]["features"].size(), 5u);
+  // The newest product (ids follow launch order) as the audience of a launch.
+  RunResult a =
+      RunCli("audience --json --db " + db + " --snapshots " + snaps + " --product P0150 --limit 5");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  auto audience = JsonOf(a);
+  EXPECT_EQ(audience["product"], "P0150");
+  EXPECT_EQ(audience["calibrated"], true);
+  ASSERT_EQ(audience["customers"].size(), 5u);
+  for (const auto& m : audience["customers"]) {
+    EXPECT_GT(m["probability"].get<double>(), 0.0);
+    EXPECT_LT(m["probability"].get<double>(), 1.0);
+  }
+  EXPECT_EQ(RunCli("audience --db " + db + " --snapshots " + snaps + " --product nope").exit_code,
+            1);
+  EXPECT_EQ(RunCli("audience --db " + db + " --snapshots " + snaps + " --product P0150 --limit 0")
+                .exit_code,
+            2);
+
+  RunResult n = RunCli("evaluate -q --json --protocol new-products --db " + db +
+                       " --cutoff 2025-09-01 --factors 16 --iterations 4");
+  ASSERT_EQ(n.exit_code, 0) << n.output;
+  auto np = JsonOf(n);
+  for (const char* key : {"recall@100", "ndcg@100", "auc", "ece", "predicted_buyers",
+                          "observed_buyers", "new_products"}) {
+    EXPECT_TRUE(np["metrics"].contains(key)) << key;
+  }
+  for (const char* baseline : {"category_affinity", "most_active"}) {
+    for (const char* key : {"recall@100", "ndcg@100", "auc"}) {
+      EXPECT_TRUE(np["baselines"][baseline].contains(key)) << baseline << key;
+    }
+  }
+  EXPECT_GT(np["metrics"]["new_products"].get<int64_t>(), 0);
+  EXPECT_EQ(RunCli("evaluate --protocol new-products --db " + db).exit_code, 2);  // no cutoff
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "affinity/evaluation.h"
 #include "affinity/insights.h"
 #include "affinity/interactions.h"
+#include "affinity/new_products.h"
 #include "affinity/snapshot.h"
 #include "affinity/store.h"
 #include "affinity/time_util.h"
@@ -22,12 +23,63 @@ struct TrainFlags {
   std::string train_file;
   std::string as_of;
   double half_life_days = 365;
+  int horizon_days = 30;
+  int calibration_periods = 1;
+  double cold_start_regularization = ColdStartOptions{}.regularization;
+  bool no_audience_model = false;
   bool json = false;
   bool quiet = false;
   IalsFlags ials;
 };
 
 int64_t PeakRssMb() { return PeakRssBytes() >> 20; }
+
+// The audience model for new products (new_products.h): fills the snapshot's fields and returns a
+// report; a part that cannot be fitted (no launches in the data, no product attributes) is
+// reported and left out, not an error.
+nlohmann::json AddAudienceModel(const TrainFlags& f, const Store& store, const CsrMatrix& matrix,
+                                const IalsModel& model, const IalsOptions& options,
+                                const InteractionOptions& io, UnixSeconds end, Snapshot* snapshot) {
+  if (!f.quiet) {
+    std::fprintf(stderr,
+                 "audience model: cold-start map, then calibration on %d earlier launch "
+                 "period(s) of %d days (trains iALS again)\n",
+                 f.calibration_periods, f.horizon_days);
+  }
+  AudienceModelOptions ao;
+  ao.horizon_days = f.horizon_days;
+  ao.calibration_periods = f.calibration_periods;
+  ao.cold_start.regularization = f.cold_start_regularization;
+  auto fitted = FitAudienceModel(store, matrix, model, options, io.half_life_days, end, ao);
+  if (!fitted.ok()) return {{"skipped", fitted.status().ToString()}};
+  nlohmann::json report = {{"seconds", fitted->seconds}};
+  if (fitted->cold_start) {
+    const ColdStartFitReport& r = fitted->cold_start_report;
+    report["cold_start"] = {{"method", "ridge"},
+                            {"targets", r.targets},
+                            {"features", r.features},
+                            {"train_rmse", r.train_rmse},
+                            {"target_rms", r.target_rms}};
+  } else {
+    report["cold_start"] = {{"skipped", fitted->cold_start_skipped}};
+  }
+  if (fitted->calibration) {
+    const LogisticCalibration& c = *fitted->calibration;
+    report["calibration"] = {{"launches", c.products},
+                             {"pairs", c.pairs},
+                             {"buyers", c.positives},
+                             {"horizon_days", c.horizon_days}};
+  } else {
+    report["calibration"] = {{"skipped", fitted->calibration_skipped}};
+  }
+  if (!f.quiet && (!fitted->cold_start || !fitted->calibration)) {
+    std::fprintf(stderr, "audience model incomplete: %s\n", Dump(report, -1).c_str());
+  }
+  snapshot->cold_start = std::move(fitted->cold_start);
+  snapshot->audience = std::move(fitted->calibration);
+  snapshot->score_scale = fitted->score_scale;
+  return report;
+}
 
 int Run(TrainFlags& f) {
   const auto start = std::chrono::steady_clock::now();
@@ -38,6 +90,8 @@ int Run(TrainFlags& f) {
   }
   Snapshot snapshot;
   CsrMatrix matrix;
+  std::unique_ptr<Store> store_holder;
+  InteractionOptions io;
   nlohmann::json source;
   nlohmann::json insights = nullptr;
   if (!f.train_file.empty()) {
@@ -52,7 +106,6 @@ int Run(TrainFlags& f) {
     so.read_only = true;
     auto store = Store::Open(f.db, so);
     if (!store.ok()) return Fail(store.status());
-    InteractionOptions io;
     if (!f.as_of.empty()) {
       auto t = ParseTimestamp(f.as_of);
       if (!t.ok()) return Fail(Status::InvalidArgument(t.status().message(), "as-of"));
@@ -109,6 +162,7 @@ int Run(TrainFlags& f) {
     } else if (!f.quiet) {
       std::fprintf(stderr, "insights skipped: %s\n", shop.status().ToString().c_str());
     }
+    store_holder = std::move(*store);
   }
   if (!f.quiet) {
     std::fprintf(stderr, "training iALS on %lld x %lld (%lld interactions): %s\n",
@@ -132,6 +186,11 @@ int Run(TrainFlags& f) {
   snapshot.user_factors = model.user_factors();
   snapshot.item_factors = model.item_factors();
   snapshot.item_weights = model.item_weights();
+  nlohmann::json audience_report = nullptr;
+  if (store_holder && !f.no_audience_model) {
+    audience_report = AddAudienceModel(f, *store_holder, matrix, model, options, io,
+                                       io.to ? *io.to : *io.reference_time + 1, &snapshot);
+  }
   snapshot.manifest = {{"model", "ials"},
                        {"options", IalsOptionsJson(options)},
                        {"source", source},
@@ -139,16 +198,23 @@ int Run(TrainFlags& f) {
                        {"loss_per_epoch", losses},
                        {"train_seconds", train_seconds},
                        {"peak_rss_mb", PeakRssMb()},
-                       {"insights", insights}};
+                       {"insights", insights},
+                       {"audience_model", audience_report}};
   auto version = PublishSnapshot(f.snapshots, snapshot);
   if (!version.ok()) return Fail(version.status());
   const double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  nlohmann::json report = {{"version", *version},          {"snapshots", f.snapshots},
-                           {"customers", matrix.rows},     {"products", matrix.cols},
-                           {"interactions", matrix.nnz()}, {"options", IalsOptionsJson(options)},
-                           {"loss_per_epoch", losses},     {"train_seconds", train_seconds},
-                           {"total_seconds", total},       {"peak_rss_mb", PeakRssMb()}};
+  nlohmann::json report = {{"version", *version},
+                           {"snapshots", f.snapshots},
+                           {"customers", matrix.rows},
+                           {"products", matrix.cols},
+                           {"interactions", matrix.nnz()},
+                           {"options", IalsOptionsJson(options)},
+                           {"loss_per_epoch", losses},
+                           {"train_seconds", train_seconds},
+                           {"total_seconds", total},
+                           {"peak_rss_mb", PeakRssMb()},
+                           {"audience_model", audience_report}};
   if (f.json) {
     std::printf("%s\n", Dump(report).c_str());
   } else {
@@ -179,6 +245,17 @@ Command RegisterTrain(CLI::App& app) {
   sub->add_option("--half-life-days", f->half_life_days,
                   "Recency half-life of purchase weights (0: no decay)")
       ->capture_default_str();
+  sub->add_option("--horizon-days", f->horizon_days,
+                  "Audiences: the window of the calibrated purchase probability")
+      ->capture_default_str();
+  sub->add_option("--calibration-periods", f->calibration_periods,
+                  "Audiences: earlier launch periods the calibration is fitted on")
+      ->capture_default_str();
+  sub->add_option("--cold-start-lambda", f->cold_start_regularization,
+                  "Audiences: ridge regularization of the attribute-to-factor map")
+      ->capture_default_str();
+  sub->add_flag("--no-audience-model", f->no_audience_model,
+                "Skip the cold-start map and the audience calibration");
   sub->add_flag("--json", f->json, "Print a JSON report");
   sub->add_flag("-q,--quiet", f->quiet, "No progress output");
   f->ials.Register(sub);

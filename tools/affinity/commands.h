@@ -21,6 +21,7 @@ Command RegisterInsights(CLI::App& app);
 Command RegisterEvaluate(CLI::App& app);
 Command RegisterTrain(CLI::App& app);
 Command RegisterServe(CLI::App& app);
+Command RegisterAudience(CLI::App& app);
 
 // Prints "affinity: <status>" to stderr and returns the exit code for it.
 int Fail(const Status& status);

@@ -18,6 +18,29 @@
 // update. A reload re-solves every overlay customer against the new model before and after the
 // swap, so no update is lost to a concurrent reload.
 //
+// New products. A product without a vector in the snapshot (created or first sold after it) gets
+// one from its attributes through the snapshot's cold-start map, and, as purchases of it arrive,
+// from its buyers: the item-side fold-in solves its row against the fixed customer factors
+// exactly as training solved item rows (every buyer with weight 1). The served vector blends the
+// two by the number n of buyers with a vector:
+//   h = (n₀ · h_attributes + n · h_buyers) / (n₀ + n),   n₀ = ServingOptions::prior_buyers,
+// so a product is placed by its attributes at launch and by its buyers once it has a few. These
+// vectors live beside the snapshot (recomputed on reload, on PUT and on each purchase of the
+// product); recommendations and similar products score them exactly and merge them with the
+// index's answer.
+//
+// Audiences (new_products.h). Candidates are gathered from the customer index (by w_u · h), the
+// buyers of the product's category, customers who stated an interest in it, and the most
+// active customers; each is scored by the snapshot's calibrated audience model from their stored
+// history (a stated interest counts as one purchase in its category), ranked by its logit, and
+// given its probability of buying within the horizon and a reason.
+//
+// Interests. A customer's learned interests are the categories of their purchases, at every
+// level, weighted half by their share of the customer's distinct products and half by the
+// customer vector's affinity to the category (the positive part of w_u · mean unit vector of the
+// category's products, normalized over the categories of the same level); stated interests
+// (CustomerProfile::interests) are listed beside them.
+//
 // Forgetting. ForgetCustomer deletes the customer from the store (Store::ForgetCustomer) and
 // drops their overlay vector and buyer entries. A snapshot row whose customer has no record in
 // the store (forgotten now, or before a restart) is never answered; the next retrain's snapshot
@@ -63,6 +86,10 @@ struct ServingOptions {
   int reason_history = 256;
   // Products kept in the popularity fallback (customers without a vector). Default 1,000.
   int popular_size = 1'000;
+  // n₀ of the new-product blend (see the file comment). Default 5.
+  double prior_buyers = 5;
+  // Audience candidates per source, as a multiple of the limit (at least 64 more). Default 4.
+  int audience_candidates = 4;
 
   // InvalidArgument naming the field for a bad index option or a non-positive limit.
   Status Validate() const;
@@ -118,13 +145,54 @@ struct SimilarProduct {
 
 struct AudienceMember {
   std::string customer;
-  float score = 0;  // w_u · h_i
+  // The audience model's logit (ranks the audience); w_u · h_i for a snapshot without one.
+  float score = 0;
+  // Calibrated probability of buying the product within the horizon; unset without an audience
+  // model in the snapshot.
+  std::optional<double> probability;
+  // Why: "purchased" (reason = the customer's past product closest to this one, by cosine of the
+  // item vectors), "stated_interest" (reason = the stated category that covers the product's) or
+  // "" (none).
+  std::string reason_kind;
+  std::string reason;
 };
 
 struct AudienceRequest {
+  // The product, by external id; or, with `attributes` set and `product` empty, a product
+  // described but not stored (what-if).
   std::string product;
+  std::optional<ProductAttributes> attributes;
   int limit = 100;
-  std::optional<float> min_score;  // leave out customers scoring below
+  std::optional<float> min_score;         // leave out customers scoring below
+  std::optional<double> min_probability;  // leave out customers less likely than this
+  // The window of the probability, in days; default the calibration's (the snapshot's).
+  std::optional<double> horizon_days;
+};
+
+struct AudienceResult {
+  std::vector<AudienceMember> customers;
+  int64_t model_version = 0;
+  // Where the product's vector came from: "model" (trained), "attributes" (cold start),
+  // "blended" (attributes and buyers), "buyers" (no cold-start map in the snapshot).
+  std::string product_vector;
+  bool calibrated = false;     // probabilities come from the snapshot's audience model
+  double horizon_days = 0;     // of the probabilities
+  double expected_buyers = 0;  // Σ probability over the customers listed
+  int64_t candidates = 0;      // customers scored
+};
+
+// {"model_version", "product_vector", "calibrated", "horizon_days", "expected_buyers",
+// "candidates", "customers": [{"customer", "score", "probability" (null when uncalibrated),
+// "reason": null | {"kind", "product" | "category", "text"}}]}: what the HTTP route and
+// `affinity audience --json` print.
+nlohmann::json AudienceResultJson(const AudienceResult& result);
+
+// One topic a customer cares about.
+struct Interest {
+  std::string category;  // path, e.g. "Home/Kitchen"
+  int level = 1;         // 1 = top level
+  double weight = 0;     // learned: in (0, 1]; stated: 1
+  std::string source;    // "learned" or "stated"
 };
 
 // What AddEvents did: the store's counts, and the events refused (by index in the request).
@@ -175,10 +243,20 @@ class ServingEngine {
   // `model_version`, when given, receives the version of the model that answered.
   Result<std::vector<SimilarProduct>> Similar(std::string_view product, int k,
                                               int64_t* model_version = nullptr) const;
-  // Customers to tell about a product, best first: not opted out, not already buyers of it.
-  // Errors as Similar (field "limit").
-  Result<std::vector<AudienceMember>> Audience(const AudienceRequest& request,
-                                               int64_t* model_version = nullptr) const;
+  // Customers to tell about a product (or a described one), best first: not opted out, not
+  // already buyers of it. NotFound for an unknown product; FailedPrecondition if the product has
+  // no vector (no trained row, no attribute the cold-start map knows, no buyer);
+  // InvalidArgument for limit < 1 (field "limit"), neither or both of product and attributes
+  // ("product"), or a non-positive horizon ("horizon_days").
+  Result<AudienceResult> Audience(const AudienceRequest& request) const;
+
+  // The customer's interests: learned ones (best first, at most `limit`), then stated ones.
+  // NotFound for an unknown customer.
+  Result<std::vector<Interest>> Interests(std::string_view customer, int limit = 20) const;
+  // Replaces the customer's stated interests (category paths; creating the customer if new).
+  // InvalidArgument (field "interests") for an empty path. Store errors. Returns true if the
+  // customer was created.
+  Result<bool> SetInterests(const std::string& customer, std::vector<std::string> categories);
 
   // ---- Writes ----
 
@@ -227,6 +305,14 @@ class ServingEngine {
   // model.
   Result<Eigen::VectorXf> Solve(const Model& model, CustomerId customer) const;
   void RefreshPopular();
+  // The vector of a product without a trained row, from its attributes and buyers (see the file
+  // comment), and where it came from; empty if there is nothing to go on.
+  Eigen::VectorXf EmbedProduct(const Model& model, const State& state, uint32_t product,
+                               std::string* source) const;
+  // Recomputes the product's entry in the state's new-product vectors.
+  void RefreshNewProduct(uint32_t product);
+  // Fills a state's new-product vectors (every known product without a trained row).
+  void EmbedNewProducts(State* state) const;
 
   Store* store_;
   std::string root_;

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "affinity/models/calibration.h"
+#include "affinity/models/cold_start.h"
 #include "affinity/models/ials.h"
 #include "affinity/models/recommender.h"
 #include "affinity/status.h"
@@ -40,6 +42,12 @@ struct Snapshot {
   // it to solve a customer's row exactly as training did. Optional (empty: not stored, and
   // fold-in uses α₀ for every trained item); when set, one entry per product.
   Eigen::VectorXf item_weights;
+  // The audience model for new products (affinity/new_products.h), optional: the cold-start map
+  // (files cold_start.json and cold_start.f32; ridge only), the calibrated logistic model and the
+  // model's score scale σ (manifest "audience").
+  std::optional<ColdStartModel> cold_start;
+  std::optional<LogisticCalibration> audience;
+  double score_scale = 1;
   // Further files (name -> content), e.g. "insights.jsonl"; checksummed like the others. Names
   // are plain file names (no '/'), not those of the files above.
   std::map<std::string, std::string> extra_files;

@@ -1,0 +1,214 @@
+// Serving new products: cold-start vectors, calibrated audiences, what-if audiences, interests.
+#include <gtest/gtest.h>
+
+#include "affinity/serving.h"
+#include "launch_shop.h"
+#include "test_util.h"
+
+namespace affinity {
+namespace {
+
+class NewProductServingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::OpenLaunchEngine(dir_, &store_, &engine_);
+    ASSERT_TRUE(engine_);
+  }
+
+  // Creates a product that nobody has bought.
+  void Put(const std::string& id, std::vector<std::string> category, const std::string& title) {
+    ProductAttributes p;
+    p.category = std::move(category);
+    p.title = title;
+    p.price = 14;
+    auto created = engine_->UpsertProduct(id, p);
+    ASSERT_TRUE(created.ok()) << created.status().ToString();
+    EXPECT_TRUE(*created);
+  }
+
+  static int Side(const AudienceResult& r, char side) {
+    int n = 0;
+    for (const auto& m : r.customers) n += m.customer[0] == side;
+    return n;
+  }
+
+  testing::ScratchDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ServingEngine> engine_;
+};
+
+TEST_F(NewProductServingTest, ANewProductIsPlacedByItsAttributesAtOnce) {
+  Put("kx1", {"Home", "Kitchen", "Mugs"}, "Enamel mug deluxe");
+  AudienceRequest r;
+  r.product = "kx1";
+  r.limit = 20;
+  auto audience = engine_->Audience(r);
+  ASSERT_TRUE(audience.ok()) << audience.status().ToString();
+  EXPECT_EQ(audience->product_vector, "attributes");
+  EXPECT_TRUE(audience->calibrated);
+  EXPECT_EQ(audience->horizon_days, 10);
+  ASSERT_EQ(audience->customers.size(), 20u);
+  EXPECT_GE(Side(*audience, 'a'), 19);
+  double sum = 0;
+  for (size_t i = 0; i < audience->customers.size(); ++i) {
+    const AudienceMember& m = audience->customers[i];
+    ASSERT_TRUE(m.probability);
+    EXPECT_GT(*m.probability, 0.0);
+    EXPECT_LT(*m.probability, 1.0);
+    if (i > 0) {
+      EXPECT_LE(m.score, audience->customers[i - 1].score);
+      EXPECT_LE(*m.probability, *audience->customers[i - 1].probability + 1e-12);
+    }
+    sum += *m.probability;
+    if (m.customer[0] == 'a') {
+      EXPECT_EQ(m.reason_kind, "purchased");
+      EXPECT_EQ(m.reason[0], 'k') << m.reason;  // one of their kitchen products
+    }
+  }
+  EXPECT_NEAR(audience->expected_buyers, sum, 1e-9);
+  // A longer window is more likely.
+  r.horizon_days = 30;
+  auto longer = engine_->Audience(r);
+  ASSERT_TRUE(longer.ok());
+  EXPECT_GT(*longer->customers[0].probability, *audience->customers[0].probability);
+
+  // It is recommended and similar at once, on its side.
+  RecommendRequest rr;
+  rr.customer = "a00";
+  rr.k = 100;
+  auto recs = engine_->Recommend(rr);
+  ASSERT_TRUE(recs.ok());
+  size_t at = recs->items.size();
+  for (size_t i = 0; i < recs->items.size(); ++i) {
+    if (recs->items[i].product == "kx1") at = i;
+  }
+  ASSERT_LT(at, recs->items.size()) << "kx1 is not recommended";
+  for (size_t i = 0; i < at; ++i) {
+    EXPECT_EQ(recs->items[i].product[0], 'k') << "a running product ranks above the new mug";
+  }
+  auto similar = engine_->Similar("kx1", 5);
+  ASSERT_TRUE(similar.ok()) << similar.status().ToString();
+  ASSERT_EQ(similar->size(), 5u);
+  for (const auto& s : *similar) EXPECT_EQ(s.product[0], 'k') << s.product;
+}
+
+TEST_F(NewProductServingTest, PurchasesMoveTheVectorTowardItsBuyers) {
+  Put("kx2", {"Home", "Kitchen", "Pans"}, "Cast iron pan deluxe");
+  auto running = [&] {
+    auto similar = engine_->Similar("kx2", 10);
+    EXPECT_TRUE(similar.ok()) << similar.status().ToString();
+    int n = 0;
+    for (const auto& s : *similar) n += s.product[0] == 'r';
+    return n;
+  };
+  const int before = running();
+  EXPECT_EQ(before, 0);
+  // Runners buy it: its vector moves from the kitchen side toward theirs.
+  std::vector<EventInput> events;
+  for (int c = 0; c < 6; ++c) {
+    EventInput e;
+    e.customer = testing::LaunchCustomer('b', c);
+    e.product = "kx2";
+    e.time = testing::LaunchDay(125);
+    e.event_id = "kx2-" + std::to_string(c);
+    events.push_back(e);
+  }
+  auto added = engine_->AddEvents(events);
+  ASSERT_TRUE(added.ok());
+  ASSERT_EQ(added->stored.written, 6);
+  EXPECT_GT(running(), before);
+  AudienceRequest r;
+  r.product = "kx2";
+  r.limit = 30;
+  auto after = engine_->Audience(r);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->product_vector, "blended");
+  // Its buyers are never its audience.
+  for (const auto& m : after->customers) {
+    for (int c = 0; c < 6; ++c) EXPECT_NE(m.customer, testing::LaunchCustomer('b', c));
+  }
+}
+
+TEST_F(NewProductServingTest, WhatIfAudienceOfADescribedProduct) {
+  AudienceRequest r;
+  ProductAttributes shoe;
+  shoe.category = std::vector<std::string>{"Sports", "Running", "Shoes"};
+  shoe.title = "Trail shoe pro";
+  r.attributes = shoe;
+  r.limit = 20;
+  auto audience = engine_->Audience(r);
+  ASSERT_TRUE(audience.ok()) << audience.status().ToString();
+  EXPECT_EQ(audience->product_vector, "attributes");
+  EXPECT_GE(Side(*audience, 'b'), 19);
+  // Nothing stored.
+  EXPECT_EQ(store_->product_id_limit(), 70u);
+
+  r.product = "k01";
+  EXPECT_EQ(engine_->Audience(r).status().field(), "product");
+  r.product.clear();
+  r.horizon_days = 0;
+  EXPECT_EQ(engine_->Audience(r).status().field(), "horizon_days");
+  r.horizon_days.reset();
+  ProductAttributes unknown;
+  unknown.title = "zzz qqq";
+  r.attributes = unknown;
+  EXPECT_EQ(engine_->Audience(r).status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST_F(NewProductServingTest, StatedInterestsServeACustomerWithoutPurchases) {
+  auto created = engine_->SetInterests("z01", {"Sports / Running"});
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_TRUE(*created);
+  auto interests = engine_->Interests("z01");
+  ASSERT_TRUE(interests.ok());
+  ASSERT_EQ(interests->size(), 1u);
+  EXPECT_EQ((*interests)[0].category, "Sports/Running");
+  EXPECT_EQ((*interests)[0].source, "stated");
+  EXPECT_EQ((*interests)[0].level, 2);
+
+  RecommendRequest rr;
+  rr.customer = "z01";
+  rr.k = 5;
+  auto recs = engine_->Recommend(rr);
+  ASSERT_TRUE(recs.ok());
+  EXPECT_EQ(recs->source, "interests");
+  ASSERT_EQ(recs->items.size(), 5u);
+  for (const auto& item : recs->items) EXPECT_EQ(item.product[0], 'r') << item.product;
+
+  Put("rx1", {"Sports", "Running", "Shirts"}, "Running shirt deluxe");
+  AudienceRequest r;
+  r.product = "rx1";
+  r.limit = 500;
+  auto audience = engine_->Audience(r);
+  ASSERT_TRUE(audience.ok());
+  bool found = false;
+  for (const auto& m : audience->customers) {
+    if (m.customer != "z01") continue;
+    found = true;
+    EXPECT_EQ(m.reason_kind, "stated_interest");
+    EXPECT_EQ(m.reason, "Sports/Running");
+  }
+  EXPECT_TRUE(found) << "a customer who stated the interest is in the audience";
+  // Stated interests can be replaced, and an empty path is refused.
+  ASSERT_TRUE(engine_->SetInterests("z01", {}).ok());
+  EXPECT_TRUE(engine_->Interests("z01")->empty());
+  EXPECT_EQ(engine_->SetInterests("z01", {" / "}).status().field(), "interests");
+}
+
+TEST_F(NewProductServingTest, LearnedInterestsAreTheCustomersCategories) {
+  auto interests = engine_->Interests("a03");
+  ASSERT_TRUE(interests.ok()) << interests.status().ToString();
+  ASSERT_FALSE(interests->empty());
+  EXPECT_EQ((*interests)[0].source, "learned");
+  for (const Interest& i : *interests) {
+    EXPECT_EQ(i.category.rfind("Home", 0), 0u) << i.category;
+    EXPECT_GT(i.weight, 0.0);
+    EXPECT_LE(i.weight, 1.0);
+  }
+  // The top level covers everything the customer bought.
+  EXPECT_EQ((*interests)[0].category, "Home");
+  EXPECT_EQ(engine_->Interests("nobody").status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace affinity
