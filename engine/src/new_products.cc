@@ -68,16 +68,28 @@ void PurchaseProfile::Add(const ItemAttributes& item) {
   std::sort(w.begin(), w.end());
   w.erase(std::unique(w.begin(), w.end()), w.end());
   for (auto& word : w) ++words[word];
+  std::vector<std::string> t = item.tags;
+  std::sort(t.begin(), t.end());
+  t.erase(std::unique(t.begin(), t.end()), t.end());
+  for (auto& tag : t) {
+    if (!tag.empty()) ++tags[tag];
+  }
 }
 
 ProductKeys::ProductKeys(const ItemAttributes& item) {
   if (!item.category.empty()) {
     category = CategoryKey(item.category, item.category.size());
+    parent = CategoryKey(item.category, std::max<size_t>(1, item.category.size() - 1));
     department = item.category.front();
   }
   words = TitleWords(item.title);
   std::sort(words.begin(), words.end());
   words.erase(std::unique(words.begin(), words.end()), words.end());
+  for (const auto& tag : item.tags) {
+    if (!tag.empty()) tags.push_back(tag);
+  }
+  std::sort(tags.begin(), tags.end());
+  tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
 }
 
 double ScoreScale(const RowMajorMatrixXf& customers, const RowMajorMatrixXf& products) {
@@ -109,11 +121,16 @@ void AudienceFeatures(float scaled_model_score, const PurchaseProfile& profile,
   double words = 0;
   for (const auto& w : keys.words) words += count(profile.words, w);
   if (!keys.words.empty()) words /= static_cast<double>(keys.words.size());
+  double tags = 0;
+  for (const auto& t : keys.tags) tags += count(profile.tags, t);
   out[0] = scaled_model_score;
   out[1] = static_cast<float>(std::log1p(profile.products));
   out[2] = static_cast<float>(std::log1p(count(profile.categories, keys.category)));
-  out[3] = static_cast<float>(std::log1p(count(profile.categories, keys.department)));
-  out[4] = static_cast<float>(std::log1p(words));
+  out[3] = static_cast<float>(std::log1p(count(profile.categories, keys.parent)));
+  out[4] = static_cast<float>(std::log1p(count(profile.categories, keys.department)));
+  out[5] = static_cast<float>(std::log1p(words));
+  out[6] = static_cast<float>(std::log1p(tags));
+  out[7] = static_cast<float>(std::log1p(profile.recent_purchases));
 }
 
 ItemAttributes ToItemAttributes(const ProductAttributes& a) {
@@ -248,6 +265,17 @@ Result<LaunchStudy> RunLaunchStudy(const Store& store, const Catalog& catalog,
       profiles[k].Add(p < catalog.items.size() ? catalog.items[p] : ItemAttributes{});
     }
   }
+  // Recent activity: purchase events in the horizon before the cutoff.
+  const UnixSeconds recent_from = options.cutoff - horizon;
+  AFFINITY_RETURN_IF_ERROR(store.ScanEvents([&](const Event& e) {
+    if (e.type != EventType::kPurchase || e.time < recent_from || e.time >= options.cutoff) {
+      return true;
+    }
+    if (e.customer.value < position.size() && position[e.customer.value] >= 0) {
+      ++profiles[static_cast<size_t>(position[e.customer.value])].recent_purchases;
+    }
+    return true;
+  }));
   const size_t n = study.universe.size();
   study.score_scale = ScoreScale(users, ials.item_factors());
   const auto inv_scale = static_cast<float>(1 / study.score_scale);

@@ -1,7 +1,9 @@
 #include "affinity/serving.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <shared_mutex>
 #include <unordered_map>
@@ -140,6 +142,12 @@ struct ServingEngine::State {
     std::string source;  // "attributes", "blended", "buyers"
   };
   std::unordered_map<uint32_t, NewProduct> new_products;
+  // Indexes over the new products' vectors when the state was made (rows = product ids; by
+  // inner product and by cosine; immutable, null when there were none), and the products
+  // (re)embedded since, whose index rows are stale and which are scored exactly (guarded by mu).
+  std::shared_ptr<const VectorIndex> new_index, new_similar;
+  std::unordered_set<uint32_t> pending;
+  double new_products_seconds = 0;  // spent embedding and indexing them at the start
 
   // Copies the customer's overlay vector into *w (empty: folded in, but no vector). False if
   // the customer has not been folded in on this state.
@@ -157,12 +165,20 @@ struct ServingEngine::Caches {
   struct Product {
     std::string category;  // joined path
     bool available = true;
-    bool known = false;   // has a record
-    ItemAttributes item;  // for the cold-start map and the audience features
+    bool known = false;              // has a record
+    ItemAttributes item;             // for the cold-start map and the audience features
+    std::vector<std::string> words;  // distinct title words, sorted (audience features)
+    std::vector<std::string> tags;   // distinct tags, sorted
   };
   std::vector<Product> products;                                       // by product id
   std::unordered_map<std::string, std::vector<uint32_t>> by_category;  // every prefix
-  std::vector<std::vector<uint32_t>> buyers;                           // sorted, by product
+  std::unordered_map<std::string, std::vector<uint32_t>> by_word;      // title words
+  std::unordered_map<std::string, std::vector<uint32_t>> by_tag;
+  std::vector<std::vector<uint32_t>> buyers;  // sorted, by product
+  // By customer: the products they bought (sorted) and the times of their purchases (sorted),
+  // for the audience features.
+  std::vector<std::vector<uint32_t>> bought;
+  std::vector<std::vector<UnixSeconds>> purchase_times;
   std::unordered_set<uint32_t> opted_out;
   // Customers with a record in the store, by internal id. A snapshot row whose customer has no
   // record was forgotten (now, or before a restart) and is never answered.
@@ -205,13 +221,42 @@ struct ServingEngine::Caches {
     p.available = a.available.value_or(true);
     p.known = true;
     p.item = ToItemAttributes(a);
+    const ProductKeys keys(p.item);
+    Reindex(&by_word, id, p.words, keys.words);
+    Reindex(&by_tag, id, p.tags, keys.tags);
+    p.words = keys.words;
+    p.tags = keys.tags;
   }
 
-  void AddBuyer(uint32_t product, uint32_t customer) {
+  // Moves `id` from the lists of its old keys to those of its new ones.
+  static void Reindex(std::unordered_map<std::string, std::vector<uint32_t>>* index, uint32_t id,
+                      const std::vector<std::string>& before,
+                      const std::vector<std::string>& after) {
+    for (const auto& key : before) {
+      auto it = index->find(key);
+      if (it == index->end()) continue;
+      std::erase(it->second, id);
+      if (it->second.empty()) index->erase(it);
+    }
+    for (const auto& key : after) (*index)[key].push_back(id);
+  }
+
+  template <typename T>
+  static void InsertSorted(std::vector<T>* v, T value, bool unique) {
+    auto it = std::lower_bound(v->begin(), v->end(), value);
+    if (!unique || it == v->end() || *it != value) v->insert(it, value);
+  }
+
+  // A purchase of `product` by `customer` at `time`.
+  void AddPurchase(uint32_t product, uint32_t customer, UnixSeconds time) {
     if (buyers.size() <= product) buyers.resize(product + 1);
-    auto& v = buyers[product];
-    auto it = std::lower_bound(v.begin(), v.end(), customer);
-    if (it == v.end() || *it != customer) v.insert(it, customer);
+    if (bought.size() <= customer) {
+      bought.resize(customer + 1);
+      purchase_times.resize(customer + 1);
+    }
+    InsertSorted(&buyers[product], customer, true);
+    InsertSorted(&bought[customer], product, true);
+    InsertSorted(&purchase_times[customer], time, false);
   }
 
   bool Bought(uint32_t product, uint32_t customer) const {
@@ -265,13 +310,22 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
     return true;
   }));
   c.buyers.resize(store->product_id_limit());
+  c.bought.resize(store->customer_id_limit());
+  c.purchase_times.resize(store->customer_id_limit());
   AFFINITY_RETURN_IF_ERROR(store->ScanEvents([&](const Event& e) {
-    // Events arrive in customer order, so each buyer list is appended in ascending order.
-    if (e.type != EventType::kPurchase) return true;
+    // Events arrive in (customer, time) order, so buyer lists and purchase times are appended in
+    // ascending order.
+    if (e.type != EventType::kPurchase || e.customer.value >= c.bought.size()) return true;
     auto& v = c.buyers[e.product.value];
     if (v.empty() || v.back() != e.customer.value) v.push_back(e.customer.value);
+    c.bought[e.customer.value].push_back(e.product.value);
+    c.purchase_times[e.customer.value].push_back(e.time);
     return true;
   }));
+  for (auto& products : c.bought) {
+    std::sort(products.begin(), products.end());
+    products.erase(std::unique(products.begin(), products.end()), products.end());
+  }
   engine->RefreshPopular();
   AFFINITY_ASSIGN_OR_RETURN(auto model, engine->LoadModel(std::nullopt));
   auto state = std::make_shared<State>();
@@ -292,13 +346,11 @@ void ServingEngine::RefreshPopular() {
   c.popular.clear();
   for (const auto& [count, p] : top.Take()) c.popular.push_back(p);
   // The most active customers (distinct products bought), an audience candidate source.
-  std::unordered_map<uint32_t, uint32_t> products_of;
-  for (const auto& buyers : c.buyers) {
-    for (uint32_t customer : buyers) ++products_of[customer];
-  }
   TopK<uint32_t> active(static_cast<size_t>(options_.max_audience));
-  for (const auto& [customer, count] : products_of) {
-    active.Push(static_cast<float>(count), customer);
+  for (size_t customer = 0; customer < c.bought.size(); ++customer) {
+    if (!c.bought[customer].empty()) {
+      active.Push(static_cast<float>(c.bought[customer].size()), static_cast<uint32_t>(customer));
+    }
   }
   c.active.clear();
   for (const auto& [count, customer] : active.Take()) c.active.push_back(customer);
@@ -555,14 +607,37 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
     }
   }
 
-  // New products (no trained row yet) are scored exactly and merged in.
+  // New products (no trained row yet): from their index, and those embedded since exactly.
   if (w.size() > 0) {
     TopK<uint32_t> merged(k);
     for (const auto& [score, p] : top) merged.Push(score, p);
+    std::shared_ptr<const VectorIndex> index;
     {
       std::shared_lock lock(state->mu);
-      for (const auto& [p, np] : state->new_products) {
-        if (eligible(p)) merged.Push(np.vector.dot(w), p);
+      auto exact = [&](uint32_t p) {
+        auto it = state->new_products.find(p);
+        if (it != state->new_products.end() && eligible(p)) {
+          merged.Push(it->second.vector.dot(w), p);
+        }
+      };
+      if (request.category) {
+        // The category's members, exactly (as for the trained products above).
+        if (auto it = c.by_category.find(*request.category); it != c.by_category.end()) {
+          for (uint32_t p : it->second) exact(p);
+        }
+      } else {
+        index = state->new_index;
+        for (uint32_t p : state->pending) exact(p);
+      }
+    }
+    if (index) {
+      const int64_t want =
+          static_cast<int64_t>(k + (request.exclude_purchased ? purchased.size() : 0) + 16);
+      AFFINITY_ASSIGN_OR_RETURN(auto hits, index->Search(w.data(), want));
+      std::shared_lock lock(state->mu);
+      for (const auto& hit : hits) {
+        const auto p = static_cast<uint32_t>(hit.row);
+        if (!state->pending.count(p) && eligible(p)) merged.Push(hit.score, p);
       }
     }
     top = merged.Take();
@@ -638,15 +713,30 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
                                       std::to_string(model.snapshot.version) +
                                       " yet and has no attribute the model knows");
   }
-  // New products, by cosine, merged with the index's answer.
+  // New products, by cosine (their index, and those embedded since exactly), merged with the
+  // trained products' answer.
   TopK<uint32_t> newest(want);
+  std::shared_ptr<const VectorIndex> new_similar;
   {
     std::shared_lock lock(state->mu);
+    new_similar = state->new_similar;
     std::shared_lock caches_lock(caches_->mu);
-    for (const auto& [p, np] : state->new_products) {
-      if (p == id.value || !caches_->Available(p)) continue;
-      const float norm = np.vector.norm();
-      if (norm > 0) newest.Push(np.vector.dot(query) / norm, p);
+    for (uint32_t p : state->pending) {
+      auto it = state->new_products.find(p);
+      if (it == state->new_products.end() || p == id.value || !caches_->Available(p)) continue;
+      const float norm = it->second.vector.norm();
+      if (norm > 0) newest.Push(it->second.vector.dot(query) / norm, p);
+    }
+  }
+  if (new_similar) {
+    AFFINITY_ASSIGN_OR_RETURN(auto hits,
+                              new_similar->Search(query.data(), static_cast<int64_t>(want) + 8));
+    std::shared_lock lock(state->mu);
+    std::shared_lock caches_lock(caches_->mu);
+    for (const auto& hit : hits) {
+      const auto p = static_cast<uint32_t>(hit.row);
+      if (p == id.value || state->pending.count(p) || !caches_->Available(p)) continue;
+      newest.Push(hit.score, p);
     }
   }
   const std::vector<std::pair<float, uint32_t>> extra = newest.Take();
@@ -721,6 +811,7 @@ Eigen::VectorXf ServingEngine::EmbedProduct(const Model& model, const State& sta
 }
 
 void ServingEngine::EmbedNewProducts(State* state) const {
+  const auto start = std::chrono::steady_clock::now();
   const Model& model = *state->model;
   size_t products = 0;
   {
@@ -735,8 +826,41 @@ void ServingEngine::EmbedNewProducts(State* state) const {
     if (v.size() > 0)
       fresh.emplace(static_cast<uint32_t>(p), State::NewProduct{std::move(v), source});
   }
+  // Indexed like the trained products, so that a catalog of many products nobody has bought
+  // does not cost a scan per request.
+  std::shared_ptr<const VectorIndex> index, similar;
+  if (!fresh.empty()) {
+    RowMajorMatrixXf vectors =
+        RowMajorMatrixXf::Zero(static_cast<int64_t>(products), model.item_factors().cols());
+    for (const auto& [p, v] : fresh) vectors.row(p) = v.vector.transpose();
+    // IVF above the exact limit: products described alike have equal vectors (a catalog of
+    // unsold products has many), which HNSW's graph construction handles badly.
+    VectorIndexOptions o = options_.item_index;
+    o.approximate = VectorIndexKind::kIvf;
+    auto built = VectorIndex::Build(vectors, o, &model.users());
+    for (Eigen::Index r = 0; r < vectors.rows(); ++r) {
+      const float norm = vectors.row(r).norm();
+      if (norm > 0) vectors.row(r) /= norm;
+    }
+    auto built_similar = VectorIndex::Build(vectors, o);
+    if (built.ok() && built_similar.ok()) {
+      index = std::move(*built);
+      similar = std::move(*built_similar);
+    } else {
+      // Not fatal: every new product is then scored exactly (pending).
+      std::fprintf(stderr, "new-product index not built: %s\n",
+                   (built.ok() ? built_similar.status() : built.status()).ToString().c_str());
+    }
+  }
   std::unique_lock lock(state->mu);
-  for (auto& [p, v] : fresh) state->new_products.insert_or_assign(p, std::move(v));
+  for (auto& [p, v] : fresh) {
+    if (!index) state->pending.insert(p);
+    state->new_products.insert_or_assign(p, std::move(v));
+  }
+  state->new_index = std::move(index);
+  state->new_similar = std::move(similar);
+  state->new_products_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 void ServingEngine::RefreshNewProduct(uint32_t product) {
@@ -753,26 +877,10 @@ void ServingEngine::RefreshNewProduct(uint32_t product) {
     } else {
       state->new_products.erase(product);
     }
+    state->pending.insert(product);  // its index row, if any, is stale now
     return;
   }
 }
-
-namespace {
-
-// The customer's distinct purchased products (net of nothing: any purchase counts), most recent
-// first.
-std::vector<uint32_t> PurchasedProducts(const std::vector<Event>& history) {
-  std::vector<uint32_t> out;
-  std::unordered_set<uint32_t> seen;
-  for (auto e = history.rbegin(); e != history.rend(); ++e) {
-    if (e->type == EventType::kPurchase && seen.insert(e->product.value).second) {
-      out.push_back(e->product.value);
-    }
-  }
-  return out;
-}
-
-}  // namespace
 
 Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) const {
   if (request.limit < 1) return Status::InvalidArgument("limit must be >= 1", "limit");
@@ -834,15 +942,32 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   const size_t per_source =
       calibration ? std::max(limit * static_cast<size_t>(options_.audience_candidates), limit + 64)
                   : limit;
-  std::unordered_map<uint32_t, Eigen::VectorXf> fresh;
+  // The calibration was fitted on launches, scored against their attribute vectors: its score
+  // feature uses the product's attribute vector whenever there is one (the served vector, which
+  // may be trained or blended, chooses the candidates).
+  Eigen::VectorXf h_feature = h;
+  if (calibration && model.snapshot.cold_start) {
+    auto attr = model.snapshot.cold_start->Embed(item);
+    if (attr.ok() && attr->squaredNorm() > 0) h_feature = std::move(*attr);
+  }
+  // w_u · h and w_u · h_feature of the customers folded in since the snapshot (their index rows
+  // are stale; NaN: folded in without a vector).
+  std::unordered_map<uint32_t, std::pair<float, float>> fresh;
   {
     std::shared_lock lock(state->mu);
-    for (const auto& [c, w] : state->overlay) fresh.emplace(c, w);
+    fresh.reserve(state->overlay.size());
+    constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+    for (const auto& [customer, w] : state->overlay) {
+      fresh.emplace(customer,
+                    w.size() > 0 ? std::pair{w.dot(h), w.dot(h_feature)} : std::pair{kNaN, kNaN});
+    }
   }
-  auto vector_of = [&](uint32_t customer) -> Eigen::VectorXf {
-    if (auto it = fresh.find(customer); it != fresh.end()) return it->second;
-    if (NonZero(model.users(), customer)) return model.users().row(customer).transpose();
-    return Eigen::VectorXf();
+  auto feature_score_of = [&](uint32_t customer) -> float {
+    if (auto it = fresh.find(customer); it != fresh.end()) {
+      return std::isnan(it->second.second) ? 0.0f : it->second.second;
+    }
+    if (NonZero(model.users(), customer)) return model.users().row(customer).dot(h_feature);
+    return 0.0f;
   };
   std::vector<uint32_t> candidates;
   std::unordered_set<uint32_t> seen;
@@ -854,8 +979,8 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
              !(product && c.Bought(*product, customer));
     };
     TopK<uint32_t> best(per_source);
-    for (const auto& [customer, w] : fresh) {
-      if (w.size() > 0 && eligible(customer)) best.Push(w.dot(h), customer);
+    for (const auto& [customer, scores] : fresh) {
+      if (!std::isnan(scores.first) && eligible(customer)) best.Push(scores.first, customer);
     }
     int64_t ask = static_cast<int64_t>(per_source) + 64;
     for (;;) {
@@ -909,9 +1034,14 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   }
   result.candidates = static_cast<int64_t>(candidates.size());
 
-  // Score each candidate; reasons from their history.
+  // Score each candidate from the caches (no store reads): the features of new_products.h, the
+  // closest past product as the reason.
   const Eigen::VectorXf unit_h = h.normalized();
   const auto inv_scale = static_cast<float>(1 / model.snapshot.score_scale);
+  const UnixSeconds now =
+      std::max<UnixSeconds>(newest_event_.load(), model.weighting.reference_time.value_or(0));
+  const UnixSeconds recent_from =
+      now - static_cast<UnixSeconds>((calibration ? calibration->horizon_days : 30) * 86400);
   struct Scored {
     float score;
     uint32_t customer;
@@ -921,63 +1051,81 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   std::vector<Scored> scored;
   std::array<float, kAudienceFeatures> x{};
   std::vector<double> xd(kAudienceFeatures);
+  std::shared_lock caches_lock(caches_->mu);
+  const Caches& c = *caches_;
+  // Which of the product's keys each catalog product shares, as bits: 0-2 the category levels
+  // (deepest, parent, top), 3-26 the title words, 27-31 the tags. A candidate's counts are then
+  // one lookup per product they bought.
+  const std::string* levels[] = {&keys.category, &keys.parent, &keys.department};
+  const size_t words = std::min<size_t>(keys.words.size(), 24);
+  const size_t tags = std::min<size_t>(keys.tags.size(), 5);
+  std::vector<uint32_t> mask;
+  if (calibration) {
+    mask.assign(c.products.size(), 0);
+    for (int l = 0; l < 3; ++l) {
+      if (levels[l]->empty()) continue;
+      if (auto it = c.by_category.find(*levels[l]); it != c.by_category.end()) {
+        for (uint32_t p : it->second) mask[p] |= 1u << l;
+      }
+    }
+    for (size_t k = 0; k < words; ++k) {
+      if (auto it = c.by_word.find(keys.words[k]); it != c.by_word.end()) {
+        for (uint32_t p : it->second) mask[p] |= 1u << (3 + k);
+      }
+    }
+    for (size_t k = 0; k < tags; ++k) {
+      if (auto it = c.by_tag.find(keys.tags[k]); it != c.by_tag.end()) {
+        for (uint32_t p : it->second) mask[p] |= 1u << (27 + k);
+      }
+    }
+  }
+  static const std::vector<uint32_t> kNone;
   for (uint32_t customer : candidates) {
-    const Eigen::VectorXf w = vector_of(customer);
-    const float raw = w.size() > 0 ? w.dot(h) : 0.0f;
+    const float raw = feature_score_of(customer);
     Scored s{raw, customer, std::nullopt, "", ""};
-    std::vector<std::string> stated;
-    {
-      std::shared_lock lock(caches_->mu);
-      if (auto it = caches_->interests.find(customer); it != caches_->interests.end()) {
-        stated = it->second;
+    const auto stated = c.interests.find(customer);
+    if (stated != c.interests.end() && !keys.category.empty()) {
+      for (const auto& path : stated->second) {
+        if (UnderCategory(keys.category, path)) {
+          s.kind = "stated_interest";
+          s.reason = path;
+          break;
+        }
       }
     }
-    for (const auto& path : stated) {
-      if (!keys.category.empty() && UnderCategory(keys.category, path)) {
-        s.kind = "stated_interest";
-        s.reason = path;
-        break;
-      }
-    }
-    if (calibration || s.kind.empty()) {
-      AFFINITY_ASSIGN_OR_RETURN(std::vector<Event> history,
-                                store_->CustomerHistory(CustomerId{customer}));
-      const std::vector<uint32_t> bought = PurchasedProducts(history);
-      if (calibration) {
-        PurchaseProfile profile;
-        {
-          std::shared_lock lock(caches_->mu);
-          for (uint32_t p : bought) {
-            profile.Add(p < caches_->products.size() ? caches_->products[p].item
-                                                     : ItemAttributes{});
-          }
+    const std::vector<uint32_t>& bought = customer < c.bought.size() ? c.bought[customer] : kNone;
+    if (calibration) {
+      // PurchaseProfile's counts, for this product's keys only.
+      std::array<int32_t, 32> counts{};
+      for (uint32_t p : bought) {
+        for (uint32_t m = p < mask.size() ? mask[p] : 0; m != 0; m &= m - 1) {
+          ++counts[static_cast<size_t>(std::countr_zero(m))];
         }
-        // A stated interest counts as one purchase in its category (every level of it).
-        for (const auto& path : stated) {
-          ItemAttributes pseudo;
-          pseudo.category = SplitCategory(path);
-          profile.Add(pseudo);
-          --profile.products;
-        }
-        AudienceFeatures(raw * inv_scale, profile, keys, x);
-        for (size_t j = 0; j < kAudienceFeatures; ++j) xd[j] = x[j];
-        s.score = static_cast<float>(calibration->Logit(xd));
-        s.probability = calibration->Probability(xd, result.horizon_days);
       }
-      if (s.kind.empty()) {
-        float best = -2;
-        for (size_t k = 0; k < bought.size() && k < static_cast<size_t>(options_.reason_history);
-             ++k) {
-          const uint32_t p = bought[k];
-          if (!NonZero(model.unit_items, p)) continue;
-          const float cosine = model.unit_items.row(p).dot(unit_h);
-          if (cosine > best) {
-            best = cosine;
-            s.reason = model.ProductName(*store_, p);
-            s.kind = "purchased";
+      // A stated interest counts as one purchase in its category (every level of it).
+      if (stated != c.interests.end()) {
+        for (const auto& path : stated->second) {
+          for (int l = 0; l < 3; ++l) {
+            counts[l] += !levels[l]->empty() && UnderCategory(path, *levels[l]);
           }
         }
       }
+      PurchaseProfile profile;
+      profile.products = static_cast<int32_t>(bought.size());
+      for (int l = 0; l < 3; ++l) {
+        if (!levels[l]->empty()) profile.categories[*levels[l]] = counts[l];
+      }
+      for (size_t k = 0; k < words; ++k) profile.words[keys.words[k]] = counts[3 + k];
+      for (size_t k = 0; k < tags; ++k) profile.tags[keys.tags[k]] = counts[27 + k];
+      if (customer < c.purchase_times.size()) {
+        const auto& times = c.purchase_times[customer];
+        profile.recent_purchases = static_cast<int32_t>(
+            times.end() - std::lower_bound(times.begin(), times.end(), recent_from));
+      }
+      AudienceFeatures(raw * inv_scale, profile, keys, x);
+      for (size_t j = 0; j < kAudienceFeatures; ++j) xd[j] = x[j];
+      s.score = static_cast<float>(calibration->Logit(xd));
+      s.probability = calibration->Probability(xd, result.horizon_days);
     }
     if (s.score < floor) continue;
     if (request.min_probability && s.probability && *s.probability < *request.min_probability) {
@@ -985,11 +1133,37 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     }
     scored.push_back(std::move(s));
   }
-  std::sort(scored.begin(), scored.end(), [](const Scored& a, const Scored& b) {
+  // The best `limit`, and their reasons: the past product closest to this one (cosine of the
+  // item vectors), unless a stated interest is the reason.
+  auto better = [](const Scored& a, const Scored& b) {
     return a.score != b.score ? a.score > b.score : a.customer < b.customer;
-  });
+  };
+  if (scored.size() > limit) {
+    std::partial_sort(scored.begin(), scored.begin() + static_cast<ptrdiff_t>(limit), scored.end(),
+                      better);
+    scored.resize(limit);
+  } else {
+    std::sort(scored.begin(), scored.end(), better);
+  }
   for (Scored& s : scored) {
-    if (result.customers.size() >= limit) break;
+    if (!s.kind.empty() || s.customer >= c.bought.size()) continue;
+    float best = -2;
+    int64_t closest = -1;
+    for (uint32_t p : c.bought[s.customer]) {
+      if (!NonZero(model.unit_items, p)) continue;
+      const float cosine = model.unit_items.row(p).dot(unit_h);
+      if (cosine > best) {
+        best = cosine;
+        closest = p;
+      }
+    }
+    if (closest >= 0) {
+      s.reason = model.ProductName(*store_, static_cast<uint32_t>(closest));
+      s.kind = "purchased";
+    }
+  }
+  caches_lock.unlock();
+  for (Scored& s : scored) {
     std::string id = s.customer < model.snapshot.customer_ids.size()
                          ? model.snapshot.customer_ids[s.customer]
                          : std::string();
@@ -1036,8 +1210,6 @@ Result<std::vector<Interest>> ServingEngine::Interests(std::string_view customer
   AFFINITY_ASSIGN_OR_RETURN(CustomerId id, store_->FindCustomer(customer));
   std::shared_ptr<State> state = current();
   const Model& model = *state->model;
-  AFFINITY_ASSIGN_OR_RETURN(std::vector<Event> history, store_->CustomerHistory(id));
-  const std::vector<uint32_t> bought = PurchasedProducts(history);
   Eigen::VectorXf w;
   if (!state->Overlay(id.value, &w) && NonZero(model.users(), id.value)) {
     w = model.users().row(id.value).transpose();
@@ -1045,9 +1217,14 @@ Result<std::vector<Interest>> ServingEngine::Interests(std::string_view customer
   // History share: distinct products per category path, over all the customer's products.
   std::map<std::string, double> share;
   std::vector<std::string> stated;
+  size_t bought = 0;
   {
     std::shared_lock lock(caches_->mu);
-    for (uint32_t p : bought) {
+    static const std::vector<uint32_t> kNone;
+    const std::vector<uint32_t>& products =
+        id.value < caches_->bought.size() ? caches_->bought[id.value] : kNone;
+    bought = products.size();
+    for (uint32_t p : products) {
       if (p >= caches_->products.size()) continue;
       Caches::ForEachPrefix(caches_->products[p].category,
                             [&](const std::string& prefix) { share[prefix] += 1; });
@@ -1073,7 +1250,7 @@ Result<std::vector<Interest>> ServingEngine::Interests(std::string_view customer
   }
   std::vector<Interest> learned;
   for (const auto& [path, count] : share) {
-    const double from_history = count / static_cast<double>(bought.size());
+    const double from_history = count / static_cast<double>(bought);
     double weight = from_history;
     if (w.size() > 0 && level_total[level_of(path)] > 0) {
       weight = 0.5 * from_history + 0.5 * affinity[path] / level_total[level_of(path)];
@@ -1129,7 +1306,9 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
       if (e.type == EventType::kPurchase) products.push_back(product->value);
       if (customer->value >= caches_->live.size()) caches_->live.resize(customer->value + 1);
       caches_->live[customer->value] = true;
-      if (e.type == EventType::kPurchase) caches_->AddBuyer(product->value, customer->value);
+      if (e.type == EventType::kPurchase) {
+        caches_->AddPurchase(product->value, customer->value, e.time);
+      }
       if (product->value >= caches_->products.size()) caches_->SetProduct(product->value, {});
     }
   }
@@ -1202,6 +1381,10 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
       auto it = std::lower_bound(v.begin(), v.end(), customer);
       if (it != v.end() && *it == customer) v.erase(it);
     }
+    if (customer < caches_->bought.size()) {
+      caches_->bought[customer] = {};
+      caches_->purchase_times[customer] = {};
+    }
   }
   // Drop the overlay vector; a reload in between re-solves it from the (now empty) history.
   for (;;) {
@@ -1261,6 +1444,10 @@ ModelInfo ServingEngine::Info() const {
   {
     std::shared_lock lock(state->mu);
     info.overlay_customers = static_cast<int64_t>(state->overlay.size());
+    info.new_products = static_cast<int64_t>(state->new_products.size());
+    info.new_product_index =
+        state->new_index ? index_info(*state->new_index) : IndexInfo{"none", 0, 1, 0};
+    info.new_products_seconds = state->new_products_seconds;
   }
   info.loaded_at = m.loaded_at;
   return info;

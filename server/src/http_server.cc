@@ -788,11 +788,13 @@ class HttpServer::Impl {
                          {"customers", i.customers},
                          {"products", i.products},
                          {"overlay_customers", i.overlay_customers},
+                         {"new_products", i.new_products},
                          {"fold_ins", engine_->fold_ins()},
                          {"indexes",
                           {{"items", IndexJson(i.item_index)},
                            {"similar", IndexJson(i.similar_index)},
-                           {"customers", IndexJson(i.customer_index)}}}});
+                           {"customers", IndexJson(i.customer_index)},
+                           {"new_products", IndexJson(i.new_product_index)}}}});
         });
     Add("POST", "/v1/admin/reload", "reload", Access::kAdmin,
         [this](const httplib::Request& req, httplib::Response& res, Role) {

@@ -1,6 +1,8 @@
 // Serving new products: cold-start vectors, calibrated audiences, what-if audiences, interests.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "affinity/serving.h"
 #include "launch_shop.h"
 #include "test_util.h"
@@ -90,6 +92,50 @@ TEST_F(NewProductServingTest, ANewProductIsPlacedByItsAttributesAtOnce) {
   ASSERT_TRUE(similar.ok()) << similar.status().ToString();
   ASSERT_EQ(similar->size(), 5u);
   for (const auto& s : *similar) EXPECT_EQ(s.product[0], 'k') << s.product;
+}
+
+TEST_F(NewProductServingTest, NewProductsStoredBeforeAStartAreIndexed) {
+  Put("kx3", {"Home", "Kitchen", "Mugs"}, "Enamel mug deluxe");
+  Put("rx3", {"Sports", "Running", "Shoes"}, "Trail shoe deluxe");
+  // A restarted engine finds them in the store: they go into the new-product indexes.
+  auto restarted = ServingEngine::Open(store_.get(), dir_.Sub("snaps"), ServingOptions());
+  ASSERT_TRUE(restarted.ok()) << restarted.status().ToString();
+  for (const auto& [customer, mine, other] :
+       {std::tuple{"a01", "kx3", "rx3"}, std::tuple{"b01", "rx3", "kx3"}}) {
+    RecommendRequest rr;
+    rr.customer = customer;
+    rr.k = 100;
+    auto recs = (*restarted)->Recommend(rr);
+    ASSERT_TRUE(recs.ok());
+    size_t at_mine = recs->items.size(), at_other = recs->items.size();
+    for (size_t i = 0; i < recs->items.size(); ++i) {
+      if (recs->items[i].product == mine) at_mine = i;
+      if (recs->items[i].product == other) at_other = i;
+    }
+    ASSERT_LT(at_mine, recs->items.size()) << customer;
+    EXPECT_LT(at_mine, at_other) << customer;
+  }
+  auto similar = (*restarted)->Similar("kx3", 3);
+  ASSERT_TRUE(similar.ok());
+  for (const auto& s : *similar) EXPECT_EQ(s.product[0], 'k') << s.product;
+  // Similar to a trained running shoe: the new running shoe is among the running products.
+  auto to_shoe = (*restarted)->Similar("r00", 40);
+  ASSERT_TRUE(to_shoe.ok());
+  bool found = false;
+  for (const auto& s : *to_shoe) found |= s.product == "rx3";
+  EXPECT_TRUE(found);
+  // Purchased since the start: re-embedded and scored exactly, not from its stale index row.
+  EventInput e;
+  e.customer = "a02";
+  e.product = "kx3";
+  e.time = testing::LaunchDay(125);
+  e.event_id = "kx3-a02";
+  ASSERT_TRUE((*restarted)->AddEvents({&e, 1}).ok());
+  AudienceRequest r;
+  r.product = "kx3";
+  auto audience = (*restarted)->Audience(r);
+  ASSERT_TRUE(audience.ok());
+  EXPECT_EQ(audience->product_vector, "blended");
 }
 
 TEST_F(NewProductServingTest, PurchasesMoveTheVectorTowardItsBuyers) {

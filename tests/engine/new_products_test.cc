@@ -93,23 +93,34 @@ TEST(AudienceFeatures, CountsWhatTheCustomerBoughtByAttribute) {
   ItemAttributes mug;
   mug.category = {"Home", "Kitchen", "Mugs"};
   mug.title = "Red enamel mug";
+  mug.tags = {"maker:acme"};
   ItemAttributes pan;
   pan.category = {"Home", "Kitchen", "Pans"};
   pan.title = "Iron pan";
+  ItemAttributes lamp;
+  lamp.category = {"Home", "Lighting"};
+  lamp.title = "Desk lamp";
   profile.Add(mug);
   profile.Add(mug);
   profile.Add(pan);
+  profile.Add(lamp);
+  profile.recent_purchases = 4;
   ItemAttributes fresh;
   fresh.category = {"Home", "Kitchen", "Mugs"};
   fresh.title = "Blue enamel mug";
+  fresh.tags = {"maker:acme"};
   std::array<float, kAudienceFeatures> x{};
   AudienceFeatures(0.5f, profile, ProductKeys(fresh), x);
   EXPECT_FLOAT_EQ(x[0], 0.5f);
-  EXPECT_FLOAT_EQ(x[1], std::log1p(3.0f));
+  EXPECT_FLOAT_EQ(x[1], std::log1p(4.0f));
   EXPECT_FLOAT_EQ(x[2], std::log1p(2.0f));  // two mugs
-  EXPECT_FLOAT_EQ(x[3], std::log1p(3.0f));  // all three are Home
+  EXPECT_FLOAT_EQ(x[3], std::log1p(3.0f));  // and a pan in Home/Kitchen
+  EXPECT_FLOAT_EQ(x[4], std::log1p(4.0f));  // all four are Home
   // Words blue (0), enamel (2), mug (2): mean 4/3.
-  EXPECT_FLOAT_EQ(x[4], std::log1p(4.0f / 3.0f));
+  EXPECT_FLOAT_EQ(x[5], std::log1p(4.0f / 3.0f));
+  EXPECT_FLOAT_EQ(x[6], std::log1p(2.0f));  // two products of the same maker
+  EXPECT_FLOAT_EQ(x[7], std::log1p(4.0f));
+  ASSERT_EQ(kAudienceFeatures, 8u);
 }
 
 TEST(ScoreScale, IsTheRmsScore) {

@@ -279,7 +279,7 @@ TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {
   // The retrain also fits the audience model: the cold-start map and the calibration.
   EXPECT_TRUE(manifest["files"].contains("cold_start.json"));
   ASSERT_TRUE(manifest["audience"].is_object()) << manifest.dump();
-  EXPECT_EQ(manifest["audience"]["features"].size(), 5u);
+  EXPECT_EQ(manifest["audience"]["features"].size(), 8u);
   // The newest product (ids follow launch order) as the audience of a launch.
   RunResult a =
       RunCli("audience --json --db " + db + " --snapshots " + snaps + " --product P0150 --limit 5");

@@ -81,6 +81,9 @@ int Run(ServeFlags& f) {
   describe("product", info.item_index);
   describe("similar-product", info.similar_index);
   describe("customer", info.customer_index);
+  std::fprintf(stderr, "  %lld products without a trained row have a vector (%.1f s)\n",
+               static_cast<long long>(info.new_products), info.new_products_seconds);
+  describe("new-product", info.new_product_index);
 
   HttpServer server(engine->get(), f.http);
   if (Status s = server.Bind(); !s.ok()) return Fail(s);

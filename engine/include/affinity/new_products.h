@@ -21,6 +21,10 @@
 //   log_department_products  log(1 + those in the product's top-level category)
 //   log_word_products        log(1 + mean over the product's title words of the number of the
 //                            customer's products whose title has that word)
+//   log_tag_products         log(1 + the customer's products sharing a tag with it, e.g. the
+//                            manufacturer)
+//   log_recent_purchases     log(1 + the customer's purchase events in the H days before now):
+//                            how active they are at the moment (seasons, lapsing customers)
 // Its probability is the calibrated P(buys within H days of the launch), and its logit ranks the
 // audience. The retraining job fits it on launch studies before the newest event
 // (FitLaunchCalibration) and stores it in the snapshot. `affinity evaluate --protocol
@@ -65,9 +69,14 @@ struct Catalog {
 Result<Catalog> ReadCatalog(const Store& store);
 
 // The audience model's features, in order (see the file comment).
-inline constexpr std::array<std::string_view, 5> kAudienceFeatureNames = {
-    "model_score", "log_products", "log_category_products", "log_department_products",
-    "log_word_products"};
+inline constexpr std::array<std::string_view, 8> kAudienceFeatureNames = {"model_score",
+                                                                          "log_products",
+                                                                          "log_category_products",
+                                                                          "log_parent_products",
+                                                                          "log_department_products",
+                                                                          "log_word_products",
+                                                                          "log_tag_products",
+                                                                          "log_recent_purchases"};
 inline constexpr size_t kAudienceFeatures = kAudienceFeatureNames.size();
 
 // What a customer bought, by attribute: the counts the audience features read.
@@ -75,15 +84,17 @@ struct PurchaseProfile {
   int32_t products = 0;                                 // distinct products
   std::unordered_map<std::string, int32_t> categories;  // category path (every level) → products
   std::unordered_map<std::string, int32_t> words;       // title word → products
+  std::unordered_map<std::string, int32_t> tags;        // tag → products
+  int32_t recent_purchases = 0;                         // purchase events in the horizon before now
   // Counts one more distinct product.
   void Add(const ItemAttributes& item);
 };
 
-// A product's keys for the features: its deepest category path, its top level, its distinct
-// title words.
+// A product's keys for the features: its deepest category path, that path's parent (itself for
+// one level), its top level, its distinct title words and tags.
 struct ProductKeys {
-  std::string category, department;
-  std::vector<std::string> words;
+  std::string category, parent, department;
+  std::vector<std::string> words, tags;
   explicit ProductKeys(const ItemAttributes& item);
 };
 

@@ -31,9 +31,14 @@
 //
 // Audiences (new_products.h). Candidates are gathered from the customer index (by w_u · h), the
 // buyers of the product's category, customers who stated an interest in it, and the most
-// active customers; each is scored by the snapshot's calibrated audience model from their stored
-// history (a stated interest counts as one purchase in its category), ranked by its logit, and
-// given its probability of buying within the horizon and a reason.
+// active customers; each is scored by the snapshot's calibrated audience model from in-memory
+// caches of what every customer bought and when (the products per customer and the purchase
+// times: 4 + 8 bytes per purchase; no store read per candidate; any purchase counts, where
+// training counts purchases net of returns), a stated interest counting as one purchase in its
+// category. Candidates are ranked by the model's logit and given their probability of buying
+// within the horizon and a reason. The model was calibrated on launches scored against their
+// attribute vectors, so its score feature uses the product's attribute vector whenever the map
+// gives one; the served vector (trained or blended) chooses the index candidates.
 //
 // Interests. A customer's learned interests are the categories of their purchases, at every
 // level, weighted half by their share of the customer's distinct products and half by the
@@ -109,6 +114,12 @@ struct ModelInfo {
   int64_t customers = 0;  // rows of the snapshot
   int64_t products = 0;
   IndexInfo item_index, similar_index, customer_index;
+  // Products without a trained row that have a vector (attributes, buyers), the index over
+  // them made with the model (kind "none" when there were none), and the seconds embedding them
+  // and building it took.
+  int64_t new_products = 0;
+  IndexInfo new_product_index;
+  double new_products_seconds = 0;
   int64_t overlay_customers = 0;  // customers folded in since this snapshot was loaded
   std::string loaded_at;          // ISO 8601
 };
