@@ -90,6 +90,9 @@ ProductKeys::ProductKeys(const ItemAttributes& item) {
   }
   std::sort(tags.begin(), tags.end());
   tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
+  // Bounded, so that serving can mark each product's matches in one 32-bit mask.
+  if (words.size() > kMaxKeyWords) words.resize(kMaxKeyWords);
+  if (tags.size() > kMaxKeyTags) tags.resize(kMaxKeyTags);
 }
 
 double ScoreScale(const RowMajorMatrixXf& customers, const RowMajorMatrixXf& products) {
@@ -321,7 +324,8 @@ Result<LogisticCalibration> CalibrateOnStudies(std::span<const LaunchStudy> stud
                                    "horizon_days");
   }
   const double q = std::min(1.0, kMaxNegatives / std::max<double>(1, negatives));
-  const auto keep_below = static_cast<uint64_t>(q * 18446744073709551615.0);
+  // 2^64 · q, computed only when q < 1 (2^64 itself is out of uint64's range).
+  const uint64_t keep_below = q < 1 ? static_cast<uint64_t>(q * 18446744073709551616.0) : 0;
   std::vector<float> x, weights;
   std::vector<uint8_t> labels;
   uint64_t pair = 0;
@@ -366,9 +370,13 @@ Result<LogisticCalibration> FitLaunchCalibration(const Store& store, const Catal
     o.outcomes_end = end;
     o.compare_methods.clear();
     auto study = RunLaunchStudy(store, catalog, o);
-    // A window before the data: there is nothing earlier either.
-    if (!study.ok() && study.status().code() == StatusCode::kFailedPrecondition) break;
-    AFFINITY_RETURN_IF_ERROR(study.status());
+    if (!study.ok()) {
+      // A window before the data, or too little of it to fit a cold-start map: nothing earlier
+      // will do better. The store's errors are errors.
+      const StatusCode code = study.status().code();
+      if (code == StatusCode::kFailedPrecondition || code == StatusCode::kInvalidArgument) break;
+      return study.status();
+    }
     const bool bought = std::any_of(study->launches.begin(), study->launches.end(),
                                     [](const Launch& l) { return !l.buyers.empty(); });
     if (bought) studies.push_back(std::move(*study));

@@ -147,7 +147,8 @@ struct ServingEngine::State {
   // (re)embedded since, whose index rows are stale and which are scored exactly (guarded by mu).
   std::shared_ptr<const VectorIndex> new_index, new_similar;
   std::unordered_set<uint32_t> pending;
-  double new_products_seconds = 0;  // spent embedding and indexing them at the start
+  std::vector<uint32_t> product_log;  // guarded by mu: products re-embedded on this state
+  double new_products_seconds = 0;    // spent embedding and indexing them at the start
 
   // Copies the customer's overlay vector into *w (empty: folded in, but no vector). False if
   // the customer has not been folded in on this state.
@@ -309,12 +310,14 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
     if (p.interests) c.SetInterests(id.value, NormalizedInterests(*p.interests));
     return true;
   }));
+  UnixSeconds newest = 0;
   c.buyers.resize(store->product_id_limit());
   c.bought.resize(store->customer_id_limit());
   c.purchase_times.resize(store->customer_id_limit());
   AFFINITY_RETURN_IF_ERROR(store->ScanEvents([&](const Event& e) {
     // Events arrive in (customer, time) order, so buyer lists and purchase times are appended in
     // ascending order.
+    newest = std::max(newest, e.time);
     if (e.type != EventType::kPurchase || e.customer.value >= c.bought.size()) return true;
     auto& v = c.buyers[e.product.value];
     if (v.empty() || v.back() != e.customer.value) v.push_back(e.customer.value);
@@ -326,6 +329,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
     std::sort(products.begin(), products.end());
     products.erase(std::unique(products.begin(), products.end()), products.end());
   }
+  engine->newest_event_.store(newest);
   engine->RefreshPopular();
   AFFINITY_ASSIGN_OR_RETURN(auto model, engine->LoadModel(std::nullopt));
   auto state = std::make_shared<State>();
@@ -389,6 +393,18 @@ Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
     }
     if (auto r = src->find("reference_time"); r != src->end() && r->is_number_integer()) {
       model->weighting.reference_time = r->get<int64_t>();
+    }
+  }
+  // An audience model for other features than this server computes is not used (scores only).
+  if (s.audience) {
+    const std::vector<std::string> expected(kAudienceFeatureNames.begin(),
+                                            kAudienceFeatureNames.end());
+    if (s.audience->features != expected) {
+      std::fprintf(stderr,
+                   "snapshot v%lld: its audience model has other features than this server "
+                   "computes; audiences are served uncalibrated\n",
+                   static_cast<long long>(s.version));
+      model->snapshot.audience.reset();
     }
   }
   model->solver = std::make_unique<FoldInSolver>(model->ials, &s.item_factors, s.item_weights);
@@ -491,11 +507,12 @@ Result<int64_t> ServingEngine::Reload(bool force) {
   };
   // Customers folded in on the old model: re-solve them on the new one before the swap ...
   std::vector<uint32_t> first;
-  size_t seen = 0;
+  size_t seen = 0, seen_products = 0;
   {
     std::shared_lock lock(old->mu);
     for (const auto& [c, w] : old->overlay) first.push_back(c);
     seen = old->log.size();
+    seen_products = old->product_log.size();
   }
   refold(first, /*keep_newer=*/false);
   EmbedNewProducts(next.get());
@@ -504,13 +521,26 @@ Result<int64_t> ServingEngine::Reload(bool force) {
     state_ = next;
   }
   // ... and those written to the old state after that, until it was retired.
-  std::vector<uint32_t> late;
+  std::vector<uint32_t> late, late_products;
   {
     std::unique_lock lock(old->mu);
     old->retired = true;
     late.assign(old->log.begin() + static_cast<std::ptrdiff_t>(seen), old->log.end());
+    late_products.assign(old->product_log.begin() + static_cast<std::ptrdiff_t>(seen_products),
+                         old->product_log.end());
   }
   refold(late, /*keep_newer=*/true);
+  // Products re-embedded on the old state while the new one was built: the caches they read are
+  // newer than the new state's embedding, so embed them again (as of now) on the new state.
+  std::sort(late_products.begin(), late_products.end());
+  late_products.erase(std::unique(late_products.begin(), late_products.end()), late_products.end());
+  for (uint32_t p : late_products) {
+    if (NonZero(model->item_factors(), p)) continue;
+    std::string source;
+    Eigen::VectorXf v = EmbedProduct(*model, *next, p, &source);
+    std::unique_lock lock(next->mu);
+    StoreNewProduct(next.get(), p, std::move(v), std::move(source));
+  }
   reloads_.fetch_add(1, std::memory_order_relaxed);
   RefreshPopular();
   return model->snapshot.version;
@@ -718,9 +748,9 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
   TopK<uint32_t> newest(want);
   std::shared_ptr<const VectorIndex> new_similar;
   {
+    std::shared_lock caches_lock(caches_->mu);  // caches before state, as everywhere
     std::shared_lock lock(state->mu);
     new_similar = state->new_similar;
-    std::shared_lock caches_lock(caches_->mu);
     for (uint32_t p : state->pending) {
       auto it = state->new_products.find(p);
       if (it == state->new_products.end() || p == id.value || !caches_->Available(p)) continue;
@@ -731,8 +761,8 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
   if (new_similar) {
     AFFINITY_ASSIGN_OR_RETURN(auto hits,
                               new_similar->Search(query.data(), static_cast<int64_t>(want) + 8));
-    std::shared_lock lock(state->mu);
     std::shared_lock caches_lock(caches_->mu);
+    std::shared_lock lock(state->mu);
     for (const auto& hit : hits) {
       const auto p = static_cast<uint32_t>(hit.row);
       if (p == id.value || state->pending.count(p) || !caches_->Available(p)) continue;
@@ -872,14 +902,20 @@ void ServingEngine::RefreshNewProduct(uint32_t product) {
     Eigen::VectorXf v = EmbedProduct(model, *state, product, &source);
     std::unique_lock lock(state->mu);
     if (state->retired) continue;  // a reload swapped models meanwhile: embed on the new one
-    if (v.size() > 0) {
-      state->new_products.insert_or_assign(product, State::NewProduct{std::move(v), source});
-    } else {
-      state->new_products.erase(product);
-    }
-    state->pending.insert(product);  // its index row, if any, is stale now
+    StoreNewProduct(state.get(), product, std::move(v), std::move(source));
     return;
   }
+}
+
+void ServingEngine::StoreNewProduct(State* state, uint32_t product, Eigen::VectorXf v,
+                                    std::string source) {
+  if (v.size() > 0) {
+    state->new_products.insert_or_assign(product, State::NewProduct{std::move(v), source});
+  } else {
+    state->new_products.erase(product);
+  }
+  state->pending.insert(product);  // its index row, if any, is stale now
+  state->product_log.push_back(product);
 }
 
 Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) const {
@@ -939,9 +975,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
 
   // Candidates by w_u · h: customers folded in since the snapshot exactly (their index rows are
   // stale), the rest through the customer index.
-  const size_t per_source =
-      calibration ? std::max(limit * static_cast<size_t>(options_.audience_candidates), limit + 64)
-                  : limit;
+
   // The calibration was fitted on launches, scored against their attribute vectors: its score
   // feature uses the product's attribute vector whenever there is one (the served vector, which
   // may be trained or blended, chooses the candidates).
@@ -962,6 +996,11 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
                     w.size() > 0 ? std::pair{w.dot(h), w.dot(h_feature)} : std::pair{kNaN, kNaN});
     }
   }
+  // Candidates per source (never more than there are customers).
+  const size_t per_source = std::min<size_t>(
+      calibration ? std::max(limit * static_cast<size_t>(options_.audience_candidates), limit + 64)
+                  : limit,
+      static_cast<size_t>(model.users().rows()) + fresh.size() + 64);
   auto feature_score_of = [&](uint32_t customer) -> float {
     if (auto it = fresh.find(customer); it != fresh.end()) {
       return std::isnan(it->second.second) ? 0.0f : it->second.second;
@@ -1057,8 +1096,9 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   // (deepest, parent, top), 3-26 the title words, 27-31 the tags. A candidate's counts are then
   // one lookup per product they bought.
   const std::string* levels[] = {&keys.category, &keys.parent, &keys.department};
-  const size_t words = std::min<size_t>(keys.words.size(), 24);
-  const size_t tags = std::min<size_t>(keys.tags.size(), 5);
+  static_assert(3 + kMaxKeyWords + kMaxKeyTags <= 32, "the keys must fit one 32-bit mask");
+  const size_t words = keys.words.size();  // <= kMaxKeyWords
+  const size_t tags = keys.tags.size();    // <= kMaxKeyTags
   std::vector<uint32_t> mask;
   if (calibration) {
     mask.assign(c.products.size(), 0);
@@ -1081,6 +1121,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   }
   static const std::vector<uint32_t> kNone;
   for (uint32_t customer : candidates) {
+    if (customer >= c.live.size() || !c.live[customer]) continue;  // forgotten meanwhile
     const float raw = feature_score_of(customer);
     Scored s{raw, customer, std::nullopt, "", ""};
     const auto stated = c.interests.find(customer);
@@ -1386,6 +1427,8 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
       caches_->purchase_times[customer] = {};
     }
   }
+  // New products they bought no longer count their vector.
+  for (ProductId p : receipt.products) RefreshNewProduct(p.value);
   // Drop the overlay vector; a reload in between re-solves it from the (now empty) history.
   for (;;) {
     std::shared_ptr<State> state = current();

@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -98,6 +99,16 @@ Result<LogisticCalibration> AudienceFromJson(const nlohmann::json& j, double* sc
     }
     c.features.push_back((*features)[k].get<std::string>());
     c.weights.push_back((*weights)[k].get<double>());
+  }
+  if (!(std::isfinite(*score_scale) && *score_scale > 0)) {
+    return Status::InvalidArgument("must be a positive number", "score_scale");
+  }
+  if (!(std::isfinite(c.horizon_days) && c.horizon_days > 0)) {
+    return Status::InvalidArgument("must be a positive number", "horizon_days");
+  }
+  if (!std::isfinite(c.intercept) ||
+      !std::all_of(c.weights.begin(), c.weights.end(), [](double w) { return std::isfinite(w); })) {
+    return Status::InvalidArgument("must be finite", "weights");
   }
   if (auto it = j.find("fitted_on"); it != j.end() && it->is_object()) {
     c.products = it->value("launches", int64_t{0});

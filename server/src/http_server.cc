@@ -875,7 +875,8 @@ class HttpServer::Impl {
             const std::string text = req.get_param_value(name);
             char* end = nullptr;
             const double v = std::strtod(text.c_str(), &end);
-            if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v)) {
+            if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(v) ||
+                std::abs(v) > std::numeric_limits<float>::max()) {
               return SendError(res, 400, std::string(name) + " must be a number", name);
             }
             if (std::string_view(name) == "min_score") r.min_score = static_cast<float>(v);

@@ -1,9 +1,12 @@
 // Serving new products: cold-start vectors, calibrated audiences, what-if audiences, interests.
 #include <gtest/gtest.h>
 
+#include <set>
 #include <tuple>
 
+#include "affinity/new_products.h"
 #include "affinity/serving.h"
+#include "affinity/snapshot.h"
 #include "launch_shop.h"
 #include "test_util.h"
 
@@ -138,11 +141,56 @@ TEST_F(NewProductServingTest, NewProductsStoredBeforeAStartAreIndexed) {
   EXPECT_EQ(audience->product_vector, "blended");
 }
 
+// The served probability is the offline model's: the same features from the caches as
+// PurchaseProfile computes from the purchases.
+TEST_F(NewProductServingTest, ServedProbabilitiesAreTheOfflineModels) {
+  Put("kx4", {"Home", "Kitchen", "Mugs"}, "Enamel mug deluxe");
+  AudienceRequest r;
+  r.product = "kx4";
+  r.limit = 5;
+  auto audience = engine_->Audience(r);
+  ASSERT_TRUE(audience.ok());
+  ASSERT_FALSE(audience->customers.empty());
+  auto snapshot = LoadSnapshot(dir_.Sub("snaps"));
+  ASSERT_TRUE(snapshot.ok());
+  ASSERT_TRUE(snapshot->cold_start && snapshot->audience);
+  auto catalog = ReadCatalog(*store_);
+  ASSERT_TRUE(catalog.ok());
+  ItemAttributes item;
+  item.category = {"Home", "Kitchen", "Mugs"};
+  item.title = "Enamel mug deluxe";
+  item.price = 14;
+  auto h = snapshot->cold_start->Embed(item);
+  ASSERT_TRUE(h.ok());
+  const UnixSeconds now = *catalog->newest_event;
+  for (const AudienceMember& m : audience->customers) {
+    auto id = store_->FindCustomer(m.customer);
+    ASSERT_TRUE(id.ok());
+    auto history = store_->CustomerHistory(*id);
+    ASSERT_TRUE(history.ok());
+    PurchaseProfile profile;
+    std::set<uint32_t> seen;
+    for (const Event& e : *history) {
+      if (e.type != EventType::kPurchase) continue;
+      if (seen.insert(e.product.value).second) profile.Add(catalog->items[e.product.value]);
+      if (e.time >= now - 10 * 86400) ++profile.recent_purchases;
+    }
+    const float raw = snapshot->user_factors.row(id->value).dot(*h);
+    std::array<float, kAudienceFeatures> x{};
+    AudienceFeatures(static_cast<float>(raw / snapshot->score_scale), profile, ProductKeys(item),
+                     x);
+    const std::vector<double> xd(x.begin(), x.end());
+    ASSERT_TRUE(m.probability);
+    EXPECT_NEAR(*m.probability, snapshot->audience->Probability(xd), 1e-5) << m.customer;
+  }
+}
+
 TEST_F(NewProductServingTest, PurchasesMoveTheVectorTowardItsBuyers) {
   Put("kx2", {"Home", "Kitchen", "Pans"}, "Cast iron pan deluxe");
   auto running = [&] {
     auto similar = engine_->Similar("kx2", 10);
     EXPECT_TRUE(similar.ok()) << similar.status().ToString();
+    if (!similar.ok()) return -1;
     int n = 0;
     for (const auto& s : *similar) n += s.product[0] == 'r';
     return n;

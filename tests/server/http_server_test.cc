@@ -503,7 +503,9 @@ TEST_F(HttpLaunchTest, CalibratedAudiencesOfNewAndDescribedProducts) {
       Body(c.Get("/v1/products/kx9/audience?limit=10&horizon_days=20&min_probability=" +
                  std::to_string(third)));
   EXPECT_LE(few["customers"].size(), 3u);
+  EXPECT_GE(few["customers"].size(), 2u);  // the third's probability, printed to 6 digits
   EXPECT_EQ(ErrorField(c.Get("/v1/products/kx9/audience?horizon_days=0"), 400), "horizon_days");
+  EXPECT_EQ(ErrorField(c.Get("/v1/products/kx9/audience?min_score=1e300"), 400), "min_score");
   EXPECT_EQ(ErrorField(c.Get("/v1/products/kx9/audience?min_probability=high"), 400),
             "min_probability");
 

@@ -297,6 +297,12 @@ TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {
   EXPECT_EQ(RunCli("audience --db " + db + " --snapshots " + snaps + " --product P0150 --limit 0")
                 .exit_code,
             2);
+  // Scoring every customer instead of the candidates: the same best customer on this small shop.
+  auto everyone = JsonOf(RunCli("audience --json --db " + db + " --snapshots " + snaps +
+                                " --product P0150 --limit 5 --candidates 100000"));
+  ASSERT_EQ(everyone["customers"].size(), 5u);
+  EXPECT_EQ(everyone["customers"][0]["customer"], audience["customers"][0]["customer"]);
+  EXPECT_GE(everyone["candidates"].get<int64_t>(), audience["candidates"].get<int64_t>());
 
   RunResult n = RunCli("evaluate -q --json --protocol new-products --db " + db +
                        " --cutoff 2025-09-01 --factors 16 --iterations 4");

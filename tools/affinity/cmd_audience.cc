@@ -18,6 +18,7 @@ struct AudienceFlags {
   int limit = 100;
   double horizon_days = 0;
   double min_probability = 0;
+  int candidates = ServingOptions{}.audience_candidates;
   bool json = false;
 };
 
@@ -28,6 +29,7 @@ int Run(const AudienceFlags& f) {
   if (!store.ok()) return Fail(store.status());
   ServingOptions options;
   options.max_audience = std::max(options.max_audience, f.limit);
+  options.audience_candidates = f.candidates;
   auto engine = ServingEngine::Open(store->get(), f.snapshots, options);
   if (!engine.ok()) return Fail(engine.status());
   AudienceRequest r;
@@ -82,6 +84,11 @@ Command RegisterAudience(CLI::App& app) {
                   "Window of the probability (default: the calibration's)");
   sub->add_option("--min-probability", f->min_probability, "Leave out less likely customers")
       ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--candidates", f->candidates,
+                  "Candidates per source, as a multiple of the limit (more: closer to ranking "
+                  "every customer, slower)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
   sub->add_flag("--json", f->json, "Print one JSON object");
   return [f] { return Run(*f); };
 }

@@ -91,7 +91,10 @@ struct PurchaseProfile {
 };
 
 // A product's keys for the features: its deepest category path, that path's parent (itself for
-// one level), its top level, its distinct title words and tags.
+// one level), its top level, its distinct title words (the first kMaxKeyWords in sorted order)
+// and tags (the first kMaxKeyTags).
+inline constexpr size_t kMaxKeyWords = 24;
+inline constexpr size_t kMaxKeyTags = 5;
 struct ProductKeys {
   std::string category, parent, department;
   std::vector<std::string> words, tags;

@@ -322,6 +322,10 @@ class ServingEngine {
                                std::string* source) const;
   // Recomputes the product's entry in the state's new-product vectors.
   void RefreshNewProduct(uint32_t product);
+  // Sets (or, for an empty v, drops) the product's vector on `state`, whose mu the caller holds
+  // exclusively; marks it pending (scored exactly) and logs it for a concurrent reload.
+  static void StoreNewProduct(State* state, uint32_t product, Eigen::VectorXf v,
+                              std::string source);
   // Fills a state's new-product vectors (every known product without a trained row).
   void EmbedNewProducts(State* state) const;
 
