@@ -1,7 +1,9 @@
 // Serving new products: cold-start vectors, calibrated audiences, what-if audiences, interests.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
 #include <tuple>
 
 #include "affinity/new_products.h"
@@ -182,6 +184,31 @@ TEST_F(NewProductServingTest, ServedProbabilitiesAreTheOfflineModels) {
     const std::vector<double> xd(x.begin(), x.end());
     ASSERT_TRUE(m.probability);
     EXPECT_NEAR(*m.probability, snapshot->audience->Probability(xd), 1e-5) << m.customer;
+  }
+}
+
+// Products created while reloads swap models are never lost: each has a vector afterwards.
+TEST_F(NewProductServingTest, NewProductsSurviveConcurrentReloads) {
+  std::atomic<bool> done{false};
+  std::thread reloader([&] {
+    while (!done.load()) EXPECT_TRUE(engine_->Reload(/*force=*/true).ok());
+  });
+  // Products are created until three reloads have completed meanwhile.
+  int created = 0;
+  for (; created < 2000 && (created < 20 || engine_->reloads() < 3); ++created) {
+    Put("kz" + std::to_string(created), {"Home", "Kitchen", created % 2 ? "Mugs" : "Pans"},
+        "Enamel mug " + std::to_string(created));
+  }
+  done = true;
+  reloader.join();
+  EXPECT_GE(engine_->reloads(), 3);
+  for (int i = 0; i < created; ++i) {
+    AudienceRequest r;
+    r.product = "kz" + std::to_string(i);
+    r.limit = 3;
+    auto audience = engine_->Audience(r);
+    ASSERT_TRUE(audience.ok()) << r.product << ": " << audience.status().ToString();
+    EXPECT_EQ(audience->product_vector, "attributes");
   }
 }
 
