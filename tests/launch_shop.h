@@ -151,18 +151,13 @@ inline int64_t TrainLaunchSnapshot(const Store& store, const std::string& root,
   return v.ok() ? *v : -1;
 }
 
-// Fills a store in dir/db with the launch shop, publishes snapshot v1 (with the audience model)
-// under dir/snaps, and opens a ServingEngine on them (left null on failure, reported).
+// The launch shop, served (snapshot v1 with the audience model).
 inline void OpenLaunchEngine(const ScratchDir& dir, std::unique_ptr<Store>* store,
                              std::unique_ptr<ServingEngine>* engine) {
-  auto opened = Store::Open(dir.Sub("db"), StoreOptions());
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  *store = std::move(*opened);
-  FillLaunchShop(store->get());
-  ASSERT_EQ(TrainLaunchSnapshot(**store, dir.Sub("snaps")), 1);
-  auto serving = ServingEngine::Open(store->get(), dir.Sub("snaps"), ServingOptions());
-  ASSERT_TRUE(serving.ok()) << serving.status().ToString();
-  *engine = std::move(*serving);
+  OpenShopEngine(
+      dir, FillLaunchShop,
+      [](const Store& s, const std::string& root) { return TrainLaunchSnapshot(s, root); }, store,
+      engine);
 }
 
 }  // namespace affinity::testing

@@ -126,18 +126,29 @@ inline int64_t TrainPlantedSnapshot(const Store& store, const std::string& root,
   return v.ok() ? *v : -1;
 }
 
-// Fills a store in dir/db with the planted shop, publishes snapshot v1 under dir/snaps, and opens
-// a ServingEngine on them (left null on failure, with the failure reported).
-inline void OpenPlantedEngine(const ScratchDir& dir, std::unique_ptr<Store>* store,
-                              std::unique_ptr<ServingEngine>* engine) {
+// Opens a store in dir/db, fills it with `fill`, publishes snapshot v1 under dir/snaps with
+// `train` (which returns the version), and opens a ServingEngine on them (left null on failure,
+// with the failure reported).
+template <typename Fill, typename Train>
+void OpenShopEngine(const ScratchDir& dir, const Fill& fill, const Train& train,
+                    std::unique_ptr<Store>* store, std::unique_ptr<ServingEngine>* engine) {
   auto opened = Store::Open(dir.Sub("db"), StoreOptions());
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   *store = std::move(*opened);
-  FillPlantedShop(store->get());
-  ASSERT_EQ(TrainPlantedSnapshot(**store, dir.Sub("snaps")), 1);
+  fill(store->get());
+  ASSERT_EQ(train(**store, dir.Sub("snaps")), 1);
   auto serving = ServingEngine::Open(store->get(), dir.Sub("snaps"), ServingOptions());
   ASSERT_TRUE(serving.ok()) << serving.status().ToString();
   *engine = std::move(*serving);
+}
+
+// The planted shop, served.
+inline void OpenPlantedEngine(const ScratchDir& dir, std::unique_ptr<Store>* store,
+                              std::unique_ptr<ServingEngine>* engine) {
+  OpenShopEngine(
+      dir, FillPlantedShop,
+      [](const Store& s, const std::string& root) { return TrainPlantedSnapshot(s, root); }, store,
+      engine);
 }
 
 }  // namespace affinity::testing
