@@ -22,6 +22,16 @@ constexpr char kItemWeightsFile[] = "item_weights.f32";
 constexpr char kColdStartFile[] = "cold_start.json";
 constexpr char kColdStartWeightsFile[] = "cold_start.f32";
 
+// Reads the number `key` of `j` into `out` when present; InvalidArgument (naming the key) for a
+// value that is not a number.
+Status OptionalNumber(const nlohmann::json& j, const char* key, double* out) {
+  auto it = j.find(key);
+  if (it == j.end()) return Status::Ok();
+  if (!it->is_number()) return Status::InvalidArgument("must be a number", key);
+  *out = it->get<double>();
+  return Status::Ok();
+}
+
 bool ReservedFile(const std::string& file) {
   return file == kItemWeightsFile || file == kColdStartFile || file == kColdStartWeightsFile;
 }
@@ -45,13 +55,7 @@ Result<ColdStartModel> ColdStartFromParts(const nlohmann::json& j, RowMajorMatri
   if (!j.is_object() || !j.contains("vocabulary") || !j["vocabulary"].is_array()) {
     return Status::InvalidArgument("cold_start.json has no vocabulary", "vocabulary");
   }
-  auto number = [&](const char* key, double* out) -> Status {
-    auto it = j.find(key);
-    if (it == j.end()) return Status::Ok();
-    if (!it->is_number()) return Status::InvalidArgument("must be a number", key);
-    *out = it->get<double>();
-    return Status::Ok();
-  };
+  auto number = [&](const char* key, double* out) { return OptionalNumber(j, key, out); };
   AFFINITY_RETURN_IF_ERROR(number("regularization", &o.regularization));
   AFFINITY_RETURN_IF_ERROR(number("category_weight", &o.category_weight));
   AFFINITY_RETURN_IF_ERROR(number("brand_weight", &o.brand_weight));
@@ -408,13 +412,7 @@ nlohmann::json IalsOptionsJson(const IalsOptions& o) {
 Result<IalsOptions> IalsOptionsFromJson(const nlohmann::json& j) {
   IalsOptions o;
   if (!j.is_object()) return Status::InvalidArgument("model options are not an object", "options");
-  auto number = [&](const char* key, double* out) -> Status {
-    auto it = j.find(key);
-    if (it == j.end()) return Status::Ok();
-    if (!it->is_number()) return Status::InvalidArgument("must be a number", key);
-    *out = it->get<double>();
-    return Status::Ok();
-  };
+  auto number = [&](const char* key, double* out) { return OptionalNumber(j, key, out); };
   auto integer = [&](const char* key, auto* out) -> Status {
     auto it = j.find(key);
     if (it == j.end()) return Status::Ok();
