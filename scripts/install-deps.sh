@@ -12,6 +12,9 @@ packages=(
   # OpenBLAS replaces the reference BLAS behind libblas.so.3: Faiss's k-means (the IVF index)
   # builds about 5x faster on it.
   libfaiss-dev libblas-dev liblapack-dev libopenblas0-pthread libcpp-httplib-dev libjemalloc-dev
+  # Campaigns: Mustache letters, SMTP delivery (libcurl), HMAC unsubscribe tokens (OpenSSL);
+  # the SMTP test's local server (aiosmtpd on Debian's python3).
+  libkainjow-mustache-dev libcurl4-openssl-dev libssl-dev python3-aiosmtpd
 )
 if [[ "${AFFINITY_DEV_TOOLS:-0}" == 1 ]]; then
   packages+=(clang-format wrk)  # CI's format check; the HTTP load benchmark

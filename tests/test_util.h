@@ -1,9 +1,12 @@
 // Helpers shared by the tests.
 #pragma once
 
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -50,6 +53,29 @@ inline std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// What a run of the `affinity` binary did.
+struct CliRun {
+  int exit_code = -1;  // -1 if it did not exit normally
+  std::string output;  // stdout, and stderr too unless it was dropped
+};
+
+// Runs `affinity <args>` through the shell, with `env` ("NAME=value ...") before it. stderr goes
+// into the output, or is dropped with keep_stderr = false (for output parsed as JSON).
+inline CliRun RunCli(const std::string& args, const std::string& env = "",
+                     bool keep_stderr = true) {
+  const std::string command = env + " " + std::string(AFFINITY_CLI_PATH) + " " + args +
+                              (keep_stderr ? " 2>&1" : " 2>/dev/null");
+  CliRun result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) result.output.append(buf.data(), n);
+  const int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
 }
 
 }  // namespace affinity::testing

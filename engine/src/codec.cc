@@ -249,6 +249,72 @@ Result<ProductAttributes> DecodeProduct(std::string_view value) {
   return a;
 }
 
+std::string LetterKey(CustomerId customer, std::string_view campaign) {
+  std::string key = U32Key(customer.value);
+  key.append(campaign);
+  return key;
+}
+
+std::string EncodeLetter(const LedgerLetter& letter) {
+  nlohmann::json products = nlohmann::json::array();
+  for (const LetterProduct& p : letter.products) {
+    products.push_back({{"product", p.product.value},
+                        {"probability", p.probability},
+                        {"reason_kind", p.reason_kind},
+                        {"reason", p.reason}});
+  }
+  return Dump({{"v", 1},
+               {"status", letter.status == LetterStatus::kSent ? "sent" : "pending"},
+               {"planned_at", letter.planned_at},
+               {"sent_at", letter.sent_at},
+               {"products", std::move(products)}});
+}
+
+Result<LedgerLetter> DecodeLetter(std::string_view key, std::string_view value) {
+  if (key.size() <= 4) return Status::Corruption("ledger key is too short");
+  AFFINITY_ASSIGN_OR_RETURN(nlohmann::json j, ParseVersioned(value, "ledger"));
+  LedgerLetter letter;
+  letter.customer = CustomerId{GetU32BE(key.data())};
+  letter.campaign = std::string(key.substr(4));
+  try {
+    const std::string status = j.at("status").get<std::string>();
+    if (status != "pending" && status != "sent") {
+      return Status::Corruption("ledger record has an unknown status '" + status + "'");
+    }
+    letter.status = status == "sent" ? LetterStatus::kSent : LetterStatus::kPending;
+    letter.planned_at = j.at("planned_at").get<UnixSeconds>();
+    letter.sent_at = j.at("sent_at").get<UnixSeconds>();
+    for (const auto& p : j.at("products")) {
+      letter.products.push_back(
+          {ProductId{p.at("product").get<uint32_t>()}, p.at("probability").get<double>(),
+           p.at("reason_kind").get<std::string>(), p.at("reason").get<std::string>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(std::string("ledger record is malformed: ") + e.what());
+  }
+  return letter;
+}
+
+std::string EncodeCampaign(const CampaignRecord& c) {
+  return Dump({{"v", 1},
+               {"created_at", c.created_at},
+               {"details", c.details.is_null() ? nlohmann::json::object() : c.details}});
+}
+
+Result<CampaignRecord> DecodeCampaign(std::string_view id, std::string_view value) {
+  AFFINITY_ASSIGN_OR_RETURN(nlohmann::json j, ParseVersioned(value, "campaign"));
+  CampaignRecord c;
+  c.id = std::string(id);
+  try {
+    c.created_at = j.at("created_at").get<UnixSeconds>();
+    c.details = j.at("details");
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Corruption(std::string("campaign record is malformed: ") + e.what());
+  }
+  if (!c.details.is_object()) return Status::Corruption("campaign details are not an object");
+  return c;
+}
+
 void MergeInto(CustomerProfile* stored, const CustomerProfile& u) {
   MergeField(&stored->email, u.email);
   MergeField(&stored->name, u.name);

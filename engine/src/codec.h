@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "affinity/status.h"
+#include "affinity/store.h"
 #include "affinity/types.h"
 
 namespace affinity::codec {
@@ -27,6 +28,8 @@ inline constexpr char kCfMeta[] = "meta";
 inline constexpr char kMetaSchemaVersion[] = "schema_version";     // decimal text
 inline constexpr char kMetaNextCustomerId[] = "next_customer_id";  // u32 big-endian
 inline constexpr char kMetaNextProductId[] = "next_product_id";    // u32 big-endian
+inline constexpr char kMetaCampaignSecret[] = "campaign_secret";   // 32 random bytes
+inline constexpr char kMetaCampaignPrefix[] = "campaign/";         // + id -> campaign JSON
 
 // ids key prefixes.
 inline constexpr char kIdsCustomerByExternal = 'c';  // 'c' + external id  -> u32 BE internal id
@@ -69,6 +72,17 @@ std::string EncodeCustomer(const CustomerProfile& profile);
 Result<CustomerProfile> DecodeCustomer(std::string_view value);
 std::string EncodeProduct(const ProductAttributes& attrs);
 Result<ProductAttributes> DecodeProduct(std::string_view value);
+
+// Ledger key: u32 BE customer id | campaign id bytes.
+std::string LetterKey(CustomerId customer, std::string_view campaign);
+// Ledger value: JSON {"v": 1, "status": "pending"|"sent", "planned_at", "sent_at",
+// "products": [{"product": internal id, "probability", "reason_kind", "reason"}]}.
+std::string EncodeLetter(const LedgerLetter& letter);
+// Decodes key + value. Corruption on a short key or a bad value.
+Result<LedgerLetter> DecodeLetter(std::string_view key, std::string_view value);
+// Campaign record (meta "campaign/" + id): JSON {"v": 1, "created_at", "details": {...}}.
+std::string EncodeCampaign(const CampaignRecord& campaign);
+Result<CampaignRecord> DecodeCampaign(std::string_view id, std::string_view value);
 
 // Field-wise merge used by upserts: set fields of `update` win, created_at keeps the earlier.
 void MergeInto(CustomerProfile* stored, const CustomerProfile& update);

@@ -1014,37 +1014,45 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     std::shared_lock caches_lock(caches_->mu);
     const Caches& c = *caches_;
     auto eligible = [&](uint32_t customer) {
-      return customer < c.live.size() && c.live[customer] && !c.opted_out.count(customer) &&
+      return customer < c.live.size() && c.live[customer] &&
+             (request.include_opted_out || !c.opted_out.count(customer)) &&
              !(product && c.Bought(*product, customer));
     };
+    if (request.all_customers) {
+      for (uint32_t customer = 0; customer < c.live.size(); ++customer) {
+        if (eligible(customer)) candidates.push_back(customer);
+      }
+    }
     TopK<uint32_t> best(per_source);
-    for (const auto& [customer, scores] : fresh) {
-      if (!std::isnan(scores.first) && eligible(customer)) best.Push(scores.first, customer);
-    }
-    int64_t ask = static_cast<int64_t>(per_source) + 64;
-    for (;;) {
-      AFFINITY_ASSIGN_OR_RETURN(auto hits, model.customers->Search(h.data(), ask));
-      TopK<uint32_t> round = best;
-      size_t taken = 0;
-      for (const auto& hit : hits) {
-        const auto customer = static_cast<uint32_t>(hit.row);
-        if (fresh.count(customer) || !eligible(customer) ||
-            model.snapshot.customer_ids[customer].empty()) {
-          continue;
+    if (!request.all_customers) {
+      for (const auto& [customer, scores] : fresh) {
+        if (!std::isnan(scores.first) && eligible(customer)) best.Push(scores.first, customer);
+      }
+      int64_t ask = static_cast<int64_t>(per_source) + 64;
+      for (;;) {
+        AFFINITY_ASSIGN_OR_RETURN(auto hits, model.customers->Search(h.data(), ask));
+        TopK<uint32_t> round = best;
+        size_t taken = 0;
+        for (const auto& hit : hits) {
+          const auto customer = static_cast<uint32_t>(hit.row);
+          if (fresh.count(customer) || !eligible(customer) ||
+              model.snapshot.customer_ids[customer].empty()) {
+            continue;
+          }
+          round.Push(hit.score, customer);
+          ++taken;
         }
-        round.Push(hit.score, customer);
-        ++taken;
+        if (taken >= per_source || static_cast<int64_t>(hits.size()) < ask) {
+          best = std::move(round);
+          break;
+        }
+        ask *= 4;
       }
-      if (taken >= per_source || static_cast<int64_t>(hits.size()) < ask) {
-        best = std::move(round);
-        break;
+      for (const auto& [score, customer] : best.Take()) {
+        if (seen.insert(customer).second) candidates.push_back(customer);
       }
-      ask *= 4;
-    }
-    for (const auto& [score, customer] : best.Take()) {
-      if (seen.insert(customer).second) candidates.push_back(customer);
-    }
-    if (calibration) {
+    }  // !all_customers
+    if (calibration && !request.all_customers) {
       // Buyers of the product's deepest category, customers who stated an interest covering
       // it, and the most active customers.
       auto add = [&](uint32_t customer, size_t* budget) {

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -426,6 +427,157 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
   AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Write(d.write_options, &batch)));
   d.customer_ids.cache.erase(std::string(external_id));
   return receipt;
+}
+
+Status ValidateCampaignId(std::string_view id) {
+  if (id.empty() || id.size() > 64) {
+    return Status::InvalidArgument("campaign id must have 1-64 characters", "campaign_id");
+  }
+  for (char ch : id) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' || ch == '-';
+    if (!ok) {
+      return Status::InvalidArgument(
+          "campaign id '" + std::string(id) + "' may only hold letters, digits and . _ : -",
+          "campaign_id");
+    }
+  }
+  return Status::Ok();
+}
+
+Status Store::RecordCampaign(const CampaignRecord& campaign,
+                             std::span<const LedgerLetter> letters) {
+  AFFINITY_RETURN_IF_ERROR(ValidateCampaignId(campaign.id));
+  Impl& d = *impl_;
+  std::lock_guard lock(d.write_mu);
+  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
+  const std::string key = std::string(codec::kMetaCampaignPrefix) + campaign.id;
+  AFFINITY_ASSIGN_OR_RETURN(auto stored, d.Get(d.meta, key));
+  if (stored) return Status::AlreadyExists("campaign '" + campaign.id + "' is already recorded");
+  rocksdb::WriteBatch batch;
+  std::unordered_set<uint32_t> customers;
+  for (size_t i = 0; i < letters.size(); ++i) {
+    const LedgerLetter& letter = letters[i];
+    const std::string field = "letters[" + std::to_string(i) + "]";
+    if (letter.campaign != campaign.id) {
+      return Status::InvalidArgument("letter of campaign '" + letter.campaign + "'", field);
+    }
+    if (letter.status != LetterStatus::kPending) {
+      return Status::InvalidArgument("a planned letter must be pending", field);
+    }
+    if (!customers.insert(letter.customer.value).second) {
+      return Status::InvalidArgument("a second letter to one customer", field);
+    }
+    batch.Put(d.notifications, codec::LetterKey(letter.customer, letter.campaign),
+              codec::EncodeLetter(letter));
+  }
+  batch.Put(d.meta, key, codec::EncodeCampaign(campaign));
+  return FromRocksDb(d.db->Write(d.write_options, &batch));
+}
+
+Status Store::UpdateCampaign(const CampaignRecord& campaign) {
+  AFFINITY_RETURN_IF_ERROR(ValidateCampaignId(campaign.id));
+  Impl& d = *impl_;
+  std::lock_guard lock(d.write_mu);
+  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
+  const std::string key = std::string(codec::kMetaCampaignPrefix) + campaign.id;
+  AFFINITY_ASSIGN_OR_RETURN(auto stored, d.Get(d.meta, key));
+  if (!stored) return Status::NotFound("campaign '" + campaign.id + "' is not recorded");
+  return FromRocksDb(d.db->Put(d.write_options, d.meta, key, codec::EncodeCampaign(campaign)));
+}
+
+Result<std::optional<CampaignRecord>> Store::GetCampaign(std::string_view id) const {
+  AFFINITY_ASSIGN_OR_RETURN(
+      auto value,
+      impl_->Get(impl_->meta, std::string(codec::kMetaCampaignPrefix) + std::string(id)));
+  if (!value) return std::optional<CampaignRecord>();
+  AFFINITY_ASSIGN_OR_RETURN(CampaignRecord record, codec::DecodeCampaign(id, *value));
+  return std::optional<CampaignRecord>(std::move(record));
+}
+
+Result<std::vector<CampaignRecord>> Store::ListCampaigns() const {
+  std::vector<CampaignRecord> out;
+  const std::string_view prefix = codec::kMetaCampaignPrefix;
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->NewIterator(rocksdb::ReadOptions(), impl_->meta));
+  for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
+       it->Next()) {
+    AFFINITY_ASSIGN_OR_RETURN(CampaignRecord record,
+                              codec::DecodeCampaign(it->key().ToStringView().substr(prefix.size()),
+                                                    it->value().ToStringView()));
+    out.push_back(std::move(record));
+  }
+  AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
+  return out;
+}
+
+Status Store::MarkLetterSent(CustomerId customer, std::string_view campaign, UnixSeconds sent_at) {
+  Impl& d = *impl_;
+  std::lock_guard lock(d.write_mu);
+  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
+  const std::string key = codec::LetterKey(customer, campaign);
+  AFFINITY_ASSIGN_OR_RETURN(auto value, d.Get(d.notifications, key));
+  if (!value) {
+    return Status::NotFound("no letter of campaign '" + std::string(campaign) + "' to customer #" +
+                            std::to_string(customer.value));
+  }
+  AFFINITY_ASSIGN_OR_RETURN(LedgerLetter letter, codec::DecodeLetter(key, *value));
+  if (letter.status == LetterStatus::kSent) return Status::Ok();
+  letter.status = LetterStatus::kSent;
+  letter.sent_at = sent_at;
+  return FromRocksDb(d.db->Put(d.write_options, d.notifications, key, codec::EncodeLetter(letter)));
+}
+
+// Streams the ledger entries whose keys start with `prefix` (every entry for an empty one).
+static Status ForEachLetter(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                            std::string_view prefix,
+                            const std::function<bool(const LedgerLetter&)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = !prefix.empty();  // a full scan does not evict hot data
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, cf));
+  for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
+       it->Next()) {
+    AFFINITY_ASSIGN_OR_RETURN(LedgerLetter letter, codec::DecodeLetter(it->key().ToStringView(),
+                                                                       it->value().ToStringView()));
+    if (!fn(letter)) break;
+  }
+  return FromRocksDb(it->status());
+}
+
+Result<std::vector<LedgerLetter>> Store::CustomerLetters(CustomerId customer) const {
+  std::vector<LedgerLetter> out;
+  AFFINITY_RETURN_IF_ERROR(ForEachLetter(impl_->db.get(), impl_->notifications,
+                                         codec::U32Key(customer.value), [&](const LedgerLetter& l) {
+                                           out.push_back(l);
+                                           return true;
+                                         }));
+  return out;
+}
+
+Status Store::ScanLetters(const std::function<bool(const LedgerLetter&)>& fn) const {
+  return ForEachLetter(impl_->db.get(), impl_->notifications, "", fn);
+}
+
+Result<std::string> Store::CampaignSecret() {
+  Impl& d = *impl_;
+  std::lock_guard lock(d.write_mu);
+  AFFINITY_ASSIGN_OR_RETURN(auto stored, d.Get(d.meta, codec::kMetaCampaignSecret));
+  if (stored) {
+    if (stored->size() != 32) return Status::Corruption("the campaign secret is not 32 bytes");
+    return std::move(*stored);
+  }
+  if (d.read_only) {
+    return Status::FailedPrecondition("the store has no campaign secret yet and is open read-only");
+  }
+  std::random_device random;  // the OS's entropy source (getrandom/urandom)
+  std::string secret;
+  while (secret.size() < 32) {
+    const uint32_t r = random();
+    for (int b = 0; b < 4; ++b) secret.push_back(static_cast<char>((r >> (8 * b)) & 0xFF));
+  }
+  AFFINITY_RETURN_IF_ERROR(
+      FromRocksDb(d.db->Put(d.write_options, d.meta, codec::kMetaCampaignSecret, secret)));
+  return secret;
 }
 
 Result<CustomerId> Store::FindCustomer(std::string_view external_id) const {

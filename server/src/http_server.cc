@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "affinity/email.h"
 #include "affinity/time_util.h"
 #include "metrics.h"
 
@@ -964,6 +965,47 @@ class HttpServer::Impl {
           }
           SendJson(res, {{"customer", req.matches[1].str()}, {"stated", stated}},
                    *created ? 201 : 200);
+        });
+    // The unsubscribe link of a campaign letter: no key, the per-customer token (campaign.h)
+    // is the authority. Parameters in the query string (RFC 8058 one-click POST, whose body is
+    // "List-Unsubscribe=One-Click") or as a JSON body {"customer", "token"}.
+    Add("POST", "/v1/unsubscribe", "unsubscribe", Access::kPublic,
+        [this](const httplib::Request& req, httplib::Response& res, Role) {
+          std::string customer, token;
+          if (req.has_param("token") || req.has_param("customer")) {
+            customer = req.get_param_value("customer");
+            token = req.get_param_value("token");
+          } else {
+            auto body = ParseBody(req);
+            if (!body.ok()) return SendStatus(res, body.status());
+            if (!body->is_object()) {
+              return SendError(res, 400, "the body must be an object", "body");
+            }
+            if (Status s = KnownKeys(*body, {"customer", "token"}, ""); !s.ok()) {
+              return SendStatus(res, s);
+            }
+            std::optional<std::string> c, t;
+            if (Status s = Member(*body, "customer", "", &c); !s.ok()) return SendStatus(res, s);
+            if (Status s = Member(*body, "token", "", &t); !s.ok()) return SendStatus(res, s);
+            customer = c.value_or("");
+            token = t.value_or("");
+          }
+          if (customer.empty()) return SendError(res, 400, "customer is required", "customer");
+          if (token.empty()) return SendError(res, 400, "token is required", "token");
+          auto secret = engine_->store().CampaignSecret();
+          if (!secret.ok()) return SendStatus(res, secret.status());
+          if (!VerifyUnsubscribeToken(*secret, customer, token)) {
+            return SendError(res, 403, "the token does not match the customer", "token",
+                             "forbidden");
+          }
+          if (auto known = engine_->store().FindCustomer(customer); !known.ok()) {
+            return SendStatus(res, known.status());
+          }
+          CustomerProfile opt_out;
+          opt_out.opted_out = true;
+          auto updated = engine_->UpsertCustomer(customer, opt_out);
+          if (!updated.ok()) return SendStatus(res, updated.status());
+          SendJson(res, {{"customer", customer}, {"opted_out", true}});
         });
     Add("POST", "/v1/events", "events", Access::kWrite,
         [this](const httplib::Request& req, httplib::Response& res, Role) {

@@ -341,5 +341,132 @@ TEST(Store, AcknowledgedWritesSurviveKill) {
   }
 }
 
+// ---- The notification ledger ----
+
+LedgerLetter Letter(uint32_t customer, const std::string& campaign, std::vector<uint32_t> products,
+                    UnixSeconds planned_at = 1000) {
+  LedgerLetter l;
+  l.customer = CustomerId{customer};
+  l.campaign = campaign;
+  l.planned_at = planned_at;
+  for (uint32_t p : products) {
+    l.products.push_back({ProductId{p}, 0.25, "purchased", "k0" + std::to_string(p)});
+  }
+  return l;
+}
+
+TEST(StoreLedger, CampaignPlanIsRecordedWholeAndOnlyOnce) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  CampaignRecord c{"spring-1", 1000, {{"plan", {{"letters_planned", 2}}}}};
+  std::vector<LedgerLetter> letters = {Letter(0, "spring-1", {3, 4}), Letter(1, "spring-1", {4})};
+  ASSERT_TRUE(store->RecordCampaign(c, letters).ok());
+  // The same id again is refused, and nothing of the second plan is written.
+  std::vector<LedgerLetter> again = {Letter(2, "spring-1", {5})};
+  EXPECT_EQ(store->RecordCampaign(c, again).code(), StatusCode::kAlreadyExists);
+  EXPECT_TRUE(store->CustomerLetters(CustomerId{2})->empty());
+  // A bad plan is refused whole: a second letter to one customer, a letter of another campaign,
+  // a letter that is not pending, a bad id.
+  CampaignRecord d{"spring-2", 1000, nlohmann::json::object()};
+  std::vector<LedgerLetter> twice = {Letter(5, "spring-2", {1}), Letter(5, "spring-2", {2})};
+  Status s = store->RecordCampaign(d, twice);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.field(), "letters[1]");
+  std::vector<LedgerLetter> other = {Letter(5, "spring-1", {1})};
+  EXPECT_EQ(store->RecordCampaign(d, other).code(), StatusCode::kInvalidArgument);
+  std::vector<LedgerLetter> sent = {Letter(5, "spring-2", {1})};
+  sent[0].status = LetterStatus::kSent;
+  EXPECT_EQ(store->RecordCampaign(d, sent).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->RecordCampaign({"no spaces", 0, {}}, {}).field(), "campaign_id");
+  EXPECT_FALSE(store->GetCampaign("spring-2")->has_value());
+  EXPECT_TRUE(store->CustomerLetters(CustomerId{5})->empty());
+
+  auto got = store->GetCampaign("spring-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->created_at, 1000);
+  EXPECT_EQ((*got)->details["plan"]["letters_planned"], 2);
+  auto mine = store->CustomerLetters(CustomerId{0});
+  ASSERT_TRUE(mine.ok());
+  ASSERT_EQ(mine->size(), 1u);
+  EXPECT_EQ((*mine)[0].campaign, "spring-1");
+  EXPECT_EQ((*mine)[0].status, LetterStatus::kPending);
+  ASSERT_EQ((*mine)[0].products.size(), 2u);
+  EXPECT_EQ((*mine)[0].products[1].product.value, 4u);
+  EXPECT_DOUBLE_EQ((*mine)[0].products[1].probability, 0.25);
+  EXPECT_EQ((*mine)[0].products[1].reason, "k04");
+}
+
+TEST(StoreLedger, MarkSentIsDurableAndKeepsTheFirstTime) {
+  ScratchDir dir;
+  {
+    auto store = OpenOrDie(dir.Sub("db"));
+    std::vector<LedgerLetter> letters = {Letter(7, "c1", {1}), Letter(8, "c1", {1})};
+    ASSERT_TRUE(store->RecordCampaign({"c1", 5, {}}, letters).ok());
+    ASSERT_TRUE(store->MarkLetterSent(CustomerId{7}, "c1", 2000).ok());
+    ASSERT_TRUE(store->MarkLetterSent(CustomerId{7}, "c1", 3000).ok());  // already sent: kept
+    EXPECT_EQ(store->MarkLetterSent(CustomerId{9}, "c1", 2000).code(), StatusCode::kNotFound);
+    ASSERT_TRUE(store->UpdateCampaign({"c1", 5, {{"runs", 1}}}).ok());
+    EXPECT_EQ(store->UpdateCampaign({"c9", 5, {}}).code(), StatusCode::kNotFound);
+  }
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<LedgerLetter> all;
+  ASSERT_TRUE(store
+                  ->ScanLetters([&](const LedgerLetter& l) {
+                    all.push_back(l);
+                    return true;
+                  })
+                  .ok());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].customer.value, 7u);
+  EXPECT_EQ(all[0].status, LetterStatus::kSent);
+  EXPECT_EQ(all[0].sent_at, 2000);
+  EXPECT_EQ(all[1].status, LetterStatus::kPending);
+  EXPECT_EQ(all[1].sent_at, 0);
+  auto campaigns = store->ListCampaigns();
+  ASSERT_TRUE(campaigns.ok());
+  ASSERT_EQ(campaigns->size(), 1u);
+  EXPECT_EQ((*campaigns)[0].details["runs"], 1);
+}
+
+TEST(StoreLedger, ForgettingACustomerDeletesTheirLettersOnly) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<EventInput> events = {Purchase("alice", "p", 100, "e1"),
+                                    Purchase("bob", "p", 100, "e2")};
+  ASSERT_TRUE(store->AppendEvents(events).ok());
+  const CustomerId alice = *store->FindCustomer("alice");
+  const CustomerId bob = *store->FindCustomer("bob");
+  std::vector<LedgerLetter> c1 = {Letter(alice.value, "c1", {0}), Letter(bob.value, "c1", {0})};
+  std::vector<LedgerLetter> c2 = {Letter(alice.value, "c2", {0})};
+  ASSERT_TRUE(store->RecordCampaign({"c1", 1, {}}, c1).ok());
+  ASSERT_TRUE(store->RecordCampaign({"c2", 1, {}}, c2).ok());
+  auto receipt = store->ForgetCustomer("alice");
+  ASSERT_TRUE(receipt.ok());
+  EXPECT_EQ(receipt->notifications, 2);
+  EXPECT_TRUE(store->CustomerLetters(alice)->empty());
+  EXPECT_EQ(store->CustomerLetters(bob)->size(), 1u);
+}
+
+TEST(StoreLedger, CampaignSecretIsMadeOnceAndKept) {
+  ScratchDir dir;
+  std::string secret;
+  {
+    auto store = OpenOrDie(dir.Sub("db"));
+    auto s = store->CampaignSecret();
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->size(), 32u);
+    secret = *s;
+    EXPECT_EQ(*store->CampaignSecret(), secret);
+  }
+  StoreOptions ro;
+  ro.read_only = true;
+  auto store = OpenOrDie(dir.Sub("db"), ro);
+  EXPECT_EQ(*store->CampaignSecret(), secret);
+  ScratchDir other;
+  OpenOrDie(other.Sub("db")).reset();
+  EXPECT_EQ(OpenOrDie(other.Sub("db"), ro)->CampaignSecret().status().code(),
+            StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace affinity

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "affinity/email.h"
 #include "launch_shop.h"
 #include "planted_shop.h"
 #include "test_util.h"
@@ -443,6 +444,41 @@ TEST_F(HttpServerTest, InterestsRoutes) {
                                   "application/json"),
              403);
   ErrorField(c.Get("/v1/customers/nobody/interests"), 404);
+}
+
+TEST_F(HttpServerTest, UnsubscribeWithTheLettersTokenOptsOut) {
+  Start();
+  auto c = Client();  // no key: the token is the authority
+  const std::string secret = *store_->CampaignSecret();
+  const std::string token = UnsubscribeToken(secret, "a01");
+  // A token for another customer, a made-up one, or none at all changes nothing.
+  EXPECT_EQ(
+      ErrorField(c.Post("/v1/unsubscribe", json({{"customer", "a02"}, {"token", token}}).dump(),
+                        "application/json"),
+                 403),
+      "token");
+  EXPECT_EQ(
+      ErrorField(c.Post("/v1/unsubscribe", R"({"customer":"a01","token":"x"})", "application/json"),
+                 403),
+      "token");
+  EXPECT_EQ(ErrorField(c.Post("/v1/unsubscribe", R"({"customer":"a01"})", "application/json"), 400),
+            "token");
+  EXPECT_FALSE(store_->GetCustomer(*store_->FindCustomer("a02"))->opted_out.value_or(false));
+  // RFC 8058 one-click: the parameters in the URL, a form body.
+  auto r = c.Post("/v1/unsubscribe?customer=a01&token=" + token, "List-Unsubscribe=One-Click",
+                  "application/x-www-form-urlencoded");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(Body(r)["opted_out"], true);
+  EXPECT_TRUE(store_->GetCustomer(*store_->FindCustomer("a01"))->opted_out.value_or(false));
+  // The audience no longer lists them.
+  const json audience = Body(c.Get("/v1/products/k02/audience?limit=100"));
+  for (const auto& m : audience["customers"]) EXPECT_NE(m["customer"], "a01");
+  // Again, as a JSON body: still 200 (idempotent).
+  r = c.Post("/v1/unsubscribe", json({{"customer", "a01"}, {"token", token}}).dump(),
+             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
 }
 
 TEST_F(HttpServerTest, WhatIfAudienceNeedsAColdStartMap) {

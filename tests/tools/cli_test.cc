@@ -16,23 +16,8 @@ namespace {
 using testing::DataPath;
 using testing::ScratchDir;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-RunResult RunCli(const std::string& args) {
-  std::string command = std::string(AFFINITY_CLI_PATH) + " " + args + " 2>&1";
-  RunResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) result.output.append(buf.data(), n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using RunResult = testing::CliRun;
+using testing::RunCli;
 
 // The JSON document printed by --json: from the first line that is exactly "{" (progress lines on
 // stderr, merged into the output, may hold JSON fragments of their own).
@@ -45,7 +30,7 @@ nlohmann::json JsonOf(const RunResult& r) {
 
 TEST(Cli, HelpOnEverySubcommandAndVersion) {
   for (const char* sub : {"", "import ", "stats ", "insights ", "train ", "evaluate ", "demo-data ",
-                          "audience ", "serve "}) {
+                          "audience ", "campaign ", "serve "}) {
     RunResult r = RunCli(std::string(sub) + "--help");
     EXPECT_EQ(r.exit_code, 0) << sub << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;

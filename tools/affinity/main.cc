@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::map<CLI::App*, Command> commands;
   for (auto reg : {RegisterImport, RegisterStats, RegisterInsights, RegisterTrain, RegisterServe,
-                   RegisterAudience, RegisterEvaluate, RegisterDemoData}) {
+                   RegisterAudience, RegisterCampaign, RegisterEvaluate, RegisterDemoData}) {
     Command command = reg(app);
     commands[app.get_subcommands({}).back()] = std::move(command);
   }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -73,6 +74,42 @@ struct StoreStats {
   int64_t events_per_customer_max = 0;
 };
 
+// ---- The notification ledger (docs/storage.md, "notifications") ----
+
+// Where a letter is in its delivery: recorded before delivery as pending, marked sent after.
+enum class LetterStatus : uint8_t { kPending = 1, kSent = 2 };
+
+// One product a letter tells a customer about.
+struct LetterProduct {
+  ProductId product;
+  double probability = 0;   // calibrated P(buys it within the horizon) when planned
+  std::string reason_kind;  // "purchased", "stated_interest" or ""
+  std::string reason;       // the past product's external id / the stated category path
+};
+
+// One letter: one customer, one campaign. Keyed by (customer, campaign), so a customer gets at
+// most one letter per campaign, and forgetting the customer deletes all of theirs.
+struct LedgerLetter {
+  CustomerId customer;
+  std::string campaign;  // campaign id (ValidateCampaignId)
+  LetterStatus status = LetterStatus::kPending;
+  UnixSeconds planned_at = 0;
+  UnixSeconds sent_at = 0;  // 0 while pending
+  std::vector<LetterProduct> products;
+};
+
+// A campaign's plan and outcome, kept in `meta` (no personal data: ids, counts, parameters).
+struct CampaignRecord {
+  std::string id;
+  UnixSeconds created_at = 0;
+  // The campaign's parameters and report as a JSON object (written by the campaign runner;
+  // the store keeps it as given).
+  nlohmann::json details = nlohmann::json::object();
+};
+
+// InvalidArgument (field "campaign_id") unless `id` is 1-64 characters of [A-Za-z0-9._:-].
+Status ValidateCampaignId(std::string_view id);
+
 class Store {
  public:
   // Opens (or creates) the database in directory `path`. Fails with NotFound if there is no
@@ -111,6 +148,31 @@ class Store {
   // back later is a new customer. NotFound for an unknown id; IOError (nothing deleted) if
   // RocksDB fails.
   Result<ForgetReceipt> ForgetCustomer(std::string_view external_id);
+
+  // ---- Notification ledger ----
+
+  // Records a campaign and all its planned letters (each pending) in one atomic WriteBatch:
+  // after a crash either the whole plan is stored or none of it. AlreadyExists if a campaign
+  // with this id is stored; InvalidArgument for a bad campaign id, a letter of another
+  // campaign, a letter that is not pending, or two letters to one customer; IOError.
+  Status RecordCampaign(const CampaignRecord& campaign, std::span<const LedgerLetter> letters);
+  // Replaces a stored campaign's details (the runner's report). NotFound if it is not stored.
+  Status UpdateCampaign(const CampaignRecord& campaign);
+  // The stored campaign, or std::nullopt. Corruption for an undecodable record.
+  Result<std::optional<CampaignRecord>> GetCampaign(std::string_view id) const;
+  // Every stored campaign, in id order.
+  Result<std::vector<CampaignRecord>> ListCampaigns() const;
+  // Marks the (customer, campaign) letter sent at `sent_at`, durably (one write). NotFound if
+  // there is no such letter (the customer was forgotten since it was planned); a letter already
+  // sent keeps its first sent_at.
+  Status MarkLetterSent(CustomerId customer, std::string_view campaign, UnixSeconds sent_at);
+  // One customer's letters, in campaign-id order (one prefix scan).
+  Result<std::vector<LedgerLetter>> CustomerLetters(CustomerId customer) const;
+  // Streams every letter in (customer, campaign) order; stops early when `fn` returns false.
+  Status ScanLetters(const std::function<bool(const LedgerLetter&)>& fn) const;
+  // The store's secret for unsubscribe tokens (32 random bytes), created and stored in `meta`
+  // on first use. FailedPrecondition on a read-only store that has none yet; IOError.
+  Result<std::string> CampaignSecret();
 
   // ---- Reads ----
 

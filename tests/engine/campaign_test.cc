@@ -1,0 +1,353 @@
+// Campaigns on the launch shop (tests/launch_shop.h): kitchen customers a00..a39, running
+// customers b00..b39, and two products launched after the snapshot, kx (a mug) and rx (a trail
+// shoe), placed by their attributes only. The right side gets each, the rules hold, the ledger
+// makes re-runs and resumed runs send every letter once.
+#include "affinity/campaign.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "launch_shop.h"
+
+namespace affinity {
+namespace {
+
+using testing::LaunchDay;
+using testing::LaunchProduct;
+using testing::ScratchDir;
+
+// Keeps delivered letters in memory; after `fail_after` deliveries every later one fails (the
+// server went down).
+class MemorySink : public LetterSink {
+ public:
+  Status Deliver(const OutgoingLetter& letter) override {
+    if (fail_after >= 0 && static_cast<int64_t>(letters.size()) >= fail_after) {
+      return Status::IOError("connection refused");
+    }
+    letters.push_back(letter);
+    return Status::Ok();
+  }
+  std::string Describe() const override { return "memory"; }
+
+  // The customer of each letter (the local part of the recipient address).
+  std::vector<std::string> Recipients() const {
+    std::vector<std::string> out;
+    for (const auto& l : letters) out.push_back(l.recipient.substr(0, l.recipient.find('@')));
+    return out;
+  }
+
+  std::vector<OutgoingLetter> letters;
+  int64_t fail_after = -1;
+};
+
+class CampaignTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::OpenLaunchEngine(dir_, &store_, &engine_);
+    ASSERT_TRUE(engine_);
+    for (char side : {'a', 'b'}) {
+      for (int i = 0; i < testing::kLaunchCustomers; ++i) {
+        const std::string id = testing::LaunchCustomer(side, i);
+        CustomerProfile p;
+        p.email = id + "@mail.example";
+        ASSERT_TRUE(engine_->UpsertCustomer(id, p).ok());
+      }
+    }
+    CustomerProfile opted_out;
+    opted_out.opted_out = true;
+    ASSERT_TRUE(engine_->UpsertCustomer("a00", opted_out).ok());
+    CustomerProfile no_email;
+    no_email.email = "";
+    ASSERT_TRUE(engine_->UpsertCustomer("a01", no_email).ok());
+    CustomerProfile bad_email;
+    bad_email.email = "a02 at mail.example";
+    ASSERT_TRUE(engine_->UpsertCustomer("a02", bad_email).ok());
+    CustomerProfile injector;
+    injector.name = "Eve\r\nBcc: spy@evil.example";
+    ASSERT_TRUE(engine_->UpsertCustomer("b00", injector).ok());
+    AddProduct("kx", 'k', LaunchDay(125));
+    AddProduct("rx", 'r', LaunchDay(125));
+  }
+
+  void AddProduct(const std::string& id, char side, UnixSeconds created) {
+    ProductAttributes a = LaunchProduct(side, 99, true);
+    a.title = id == "kx" ? "Enamel mug new 99" : (id == "rx" ? "Trail shoe new 99" : *a.title);
+    a.created_at = created;
+    ASSERT_TRUE(engine_->UpsertProduct(id, a).ok());
+  }
+
+  CampaignOptions Options() const {
+    CampaignOptions o;
+    o.since = LaunchDay(125);
+    o.min_probability = 0.05;
+    o.now = LaunchDay(126);
+    return o;
+  }
+
+  Result<CampaignReport> Run(const CampaignOptions& o, LetterSink* sink,
+                             const LetterTemplates& templates = LetterTemplates::Default()) {
+    return RunCampaign(*engine_, o, LetterOptions(), templates, sink);
+  }
+
+  int64_t LedgerSize() const {
+    int64_t n = 0;
+    EXPECT_TRUE(store_
+                    ->ScanLetters([&](const LedgerLetter&) {
+                      ++n;
+                      return true;
+                    })
+                    .ok());
+    return n;
+  }
+
+  ScratchDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ServingEngine> engine_;
+};
+
+TEST_F(CampaignTest, TheRightCustomersGetOneLetterEachAndTheRulesHold) {
+  MemorySink sink;
+  auto report = Run(Options(), &sink);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->campaign_id, "new-since-2025-05-06");
+  ASSERT_EQ(report->products.size(), 2u);
+  EXPECT_EQ(report->products[0].product_vector, "attributes");
+  EXPECT_EQ(report->letters_planned, static_cast<int64_t>(sink.letters.size()));
+  EXPECT_EQ(report->letters_sent, report->letters_planned);
+  EXPECT_EQ(report->letters_pending, 0);
+  EXPECT_EQ(LedgerSize(), report->letters_planned);
+
+  int kitchen = 0, running = 0;
+  std::set<std::string> seen;
+  for (const OutgoingLetter& l : sink.letters) {
+    const std::string customer = l.recipient.substr(0, l.recipient.find('@'));
+    EXPECT_TRUE(seen.insert(customer).second) << "two letters to " << customer;
+    const bool mug = l.message.find("Enamel mug new 99") != std::string::npos;
+    const bool shoe = l.message.find("Trail shoe new 99") != std::string::npos;
+    if (customer[0] == 'a') {
+      ++kitchen;
+      EXPECT_TRUE(mug && !shoe) << customer << " (kitchen) got the wrong product";
+    } else {
+      ++running;
+      EXPECT_TRUE(shoe && !mug) << customer << " (running) got the wrong product";
+    }
+    EXPECT_NE(l.message.find("Because you bought "), std::string::npos) << customer;
+    EXPECT_NE(l.message.find("token=" + UnsubscribeToken(*store_->CampaignSecret(), customer)),
+              std::string::npos);
+    // No header can be injected through a name.
+    const std::string headers = l.message.substr(0, l.message.find("\r\n\r\n"));
+    EXPECT_EQ(headers.find("\r\nBcc:"), std::string::npos) << customer;
+  }
+  // Most of each side is likely enough (a launch sells to a quarter of its side in 8 days).
+  EXPECT_GE(kitchen, 20);
+  EXPECT_GE(running, 20);
+  EXPECT_EQ(seen.count("a00"), 0u);
+  EXPECT_EQ(seen.count("a01"), 0u);
+  EXPECT_EQ(seen.count("a02"), 0u);
+  EXPECT_EQ(report->suppressed["opted_out"], 1);
+  EXPECT_EQ(report->suppressed["no_email"], 1);
+  EXPECT_EQ(report->suppressed["invalid_email"], 1);
+  EXPECT_GT(report->suppressed["below_min_probability"], 0);
+  EXPECT_GT(report->expected_buyers, 0.05 * report->letters_planned);
+  double per_product = 0;
+  for (const auto& p : report->products) per_product += p.expected_buyers;
+  EXPECT_NEAR(per_product, report->expected_buyers, 1e-9);
+
+  // The same campaign again sends nothing.
+  auto again = Run(Options(), &sink);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->resumed);
+  EXPECT_EQ(again->letters_sent, 0);
+  EXPECT_EQ(again->letters_sent_before, report->letters_planned);
+  EXPECT_EQ(again->letters_planned, report->letters_planned);
+  EXPECT_EQ(static_cast<int64_t>(sink.letters.size()), report->letters_planned);
+}
+
+TEST_F(CampaignTest, FrequencyCapAndNeverTwiceAcrossCampaigns) {
+  MemorySink first;
+  auto report = Run(Options(), &first);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  const std::vector<std::string> told = first.Recipients();
+  const std::set<std::string> told_set(told.begin(), told.end());
+
+  // A second kitchen launch a day later: everyone written to yesterday is capped.
+  AddProduct("kx2", 'k', LaunchDay(125.5));
+  CampaignOptions o = Options();
+  o.campaign_id = "kx2-week";
+  o.products = {"kx2"};
+  o.now = LaunchDay(127);
+  MemorySink second;
+  auto capped = Run(o, &second);
+  ASSERT_TRUE(capped.ok()) << capped.status().ToString();
+  EXPECT_GT(capped->suppressed["frequency_cap"], 0);
+  for (const std::string& c : second.Recipients()) EXPECT_EQ(told_set.count(c), 0u) << c;
+
+  // Two weeks on, the cap has passed: they hear about kx2 (a product they were not told of).
+  o.campaign_id = "kx2-later";
+  o.now = LaunchDay(141);
+  MemorySink third;
+  auto later = Run(o, &third);
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  EXPECT_EQ(later->suppressed.count("frequency_cap"), 0u);
+  int again = 0;
+  for (const std::string& c : third.Recipients()) again += told_set.count(c) > 0;
+  EXPECT_GT(again, 10);
+  for (const auto& l : third.letters) {
+    EXPECT_EQ(l.message.find("Enamel mug new 99"), std::string::npos);
+  }
+
+  // kx once more, without a cap: nobody is told twice about it.
+  o.campaign_id = "kx-again";
+  o.products = {"kx"};
+  o.frequency_cap_letters = 0;
+  MemorySink fourth;
+  auto twice = Run(o, &fourth);
+  ASSERT_TRUE(twice.ok()) << twice.status().ToString();
+  int kx_told = 0;
+  for (const std::string& c : told) kx_told += c[0] == 'a';
+  EXPECT_EQ(twice->suppressed["already_told"], kx_told);
+  for (const std::string& c : fourth.Recipients()) EXPECT_EQ(told_set.count(c), 0u) << c;
+}
+
+TEST_F(CampaignTest, AStoppedRunResumesWithoutDuplicates) {
+  MemorySink down;
+  down.fail_after = 5;  // the server accepts 5 letters, then refuses every one
+  auto report = Run(Options(), &down);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->letters_sent, 5);
+  EXPECT_EQ(report->letters_failed, 10);  // gives up after 10 failures in a row
+  EXPECT_EQ(report->letters_pending, report->letters_planned - 5);
+  EXPECT_FALSE(report->errors.empty());
+
+  MemorySink up;
+  auto resumed = Run(Options(), &up);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_TRUE(resumed->resumed);
+  EXPECT_EQ(resumed->letters_sent_before, 5);
+  EXPECT_EQ(resumed->letters_sent, report->letters_planned - 5);
+  EXPECT_EQ(resumed->letters_pending, 0);
+  std::multiset<std::string> all;
+  for (const auto& c : down.Recipients()) all.insert(c);
+  for (const auto& c : up.Recipients()) all.insert(c);
+  EXPECT_EQ(static_cast<int64_t>(all.size()), report->letters_planned);
+  for (const auto& c : all) EXPECT_EQ(all.count(c), 1u) << c;
+  int64_t sent = 0;
+  ASSERT_TRUE(store_
+                  ->ScanLetters([&](const LedgerLetter& l) {
+                    sent += l.status == LetterStatus::kSent;
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(sent, report->letters_planned);
+}
+
+TEST_F(CampaignTest, ForgottenAndOptedOutBetweenPlanAndDeliveryAreNotWritten) {
+  MemorySink down;
+  down.fail_after = 0;
+  auto planned = Run(Options(), &down);
+  ASSERT_TRUE(planned.ok()) << planned.status().ToString();
+  ASSERT_EQ(planned->letters_sent, 0);
+  // Two planned recipients: one forgotten, one opting out.
+  std::vector<std::string> recipients;
+  ASSERT_TRUE(store_
+                  ->ScanLetters([&](const LedgerLetter& l) {
+                    recipients.push_back(*store_->CustomerExternalId(l.customer));
+                    return recipients.size() < 2;
+                  })
+                  .ok());
+  ASSERT_EQ(recipients.size(), 2u);
+  ASSERT_TRUE(engine_->ForgetCustomer(recipients[0]).ok());
+  CustomerProfile out;
+  out.opted_out = true;
+  ASSERT_TRUE(engine_->UpsertCustomer(recipients[1], out).ok());
+
+  MemorySink up;
+  auto resumed = Run(Options(), &up);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_EQ(resumed->letters_sent, planned->letters_planned - 2);
+  EXPECT_EQ(resumed->letters_skipped, 1);  // the forgotten one has no letter left to skip
+  EXPECT_EQ(resumed->letters_pending, 1);
+  for (const std::string& c : up.Recipients()) {
+    EXPECT_NE(c, recipients[0]);
+    EXPECT_NE(c, recipients[1]);
+  }
+}
+
+TEST_F(CampaignTest, LetterCapKeepsTheMostLikelyAndDryRunWritesNothing) {
+  CampaignOptions o = Options();
+  o.dry_run = true;
+  MemorySink previews;
+  auto all = Run(o, &previews);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_EQ(all->letters_sent, 0);
+  EXPECT_EQ(static_cast<int64_t>(previews.letters.size()), all->letters_planned);
+  EXPECT_EQ(LedgerSize(), 0);
+  EXPECT_FALSE(store_->GetCampaign(all->campaign_id)->has_value());
+  ASSERT_GT(all->letters_planned, 4);
+
+  o.dry_run = false;
+  o.max_letters = 4;
+  MemorySink sink;
+  auto capped = Run(o, &sink);
+  ASSERT_TRUE(capped.ok()) << capped.status().ToString();
+  EXPECT_EQ(capped->letters_planned, 4);
+  EXPECT_EQ(capped->suppressed["letter_cap"], all->letters_planned - 4);
+  // The 4 kept are the best: above the mean of all letters.
+  EXPECT_GT(capped->expected_buyers / 4, all->expected_buyers / all->letters_planned);
+}
+
+TEST_F(CampaignTest, BadInputIsRefusedNamingTheField) {
+  MemorySink sink;
+  CampaignOptions o = Options();
+  o.products = {"no-such-product"};
+  EXPECT_EQ(Run(o, &sink).status().field(), "products");
+  o = Options();
+  o.since.reset();
+  EXPECT_EQ(Run(o, &sink).status().field(), "since");
+  o = Options();
+  o.campaign_id = "spaces are not ok";
+  EXPECT_EQ(Run(o, &sink).status().field(), "campaign_id");
+  o = Options();
+  o.min_probability = 2;
+  EXPECT_EQ(Run(o, &sink).status().field(), "min_probability");
+  LetterTemplates broken = LetterTemplates::Default();
+  broken.html = "{{#products}}unclosed";
+  EXPECT_EQ(Run(Options(), &sink, broken).status().field(), "html");
+  EXPECT_EQ(Run(Options(), nullptr).status().field(), "sink");
+  LetterOptions from;
+  from.from_address = "shop";
+  EXPECT_EQ(
+      RunCampaign(*engine_, Options(), from, LetterTemplates::Default(), &sink).status().field(),
+      "from");
+  EXPECT_TRUE(sink.letters.empty());
+  EXPECT_EQ(LedgerSize(), 0);
+}
+
+TEST(Campaign, NeedsACalibratedModel) {
+  ScratchDir dir;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<ServingEngine> engine;
+  testing::OpenPlantedEngine(dir, &store, &engine);  // a snapshot without an audience model
+  ASSERT_TRUE(engine);
+  CampaignOptions o;
+  o.products = {testing::PlantedId('k', 1)};
+  MemorySink sink;
+  auto r = RunCampaign(*engine, o, LetterOptions(), LetterTemplates::Default(), &sink);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status().ToString();
+}
+
+TEST(Campaign, TemplatesLoadFromADirectoryAndRoundTrip) {
+  ScratchDir dir;
+  ASSERT_TRUE(LetterTemplates::WriteDefault(dir.Sub("t")).ok());
+  auto loaded = LetterTemplates::Load(dir.Sub("t"));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->html, LetterTemplates::Default().html);
+  dir.Write("t/subject.mustache", "{{#x}}");
+  EXPECT_EQ(LetterTemplates::Load(dir.Sub("t")).status().field(), "subject.mustache");
+  EXPECT_EQ(LetterTemplates::Load(dir.Sub("none")).status().field(), "template");
+}
+
+}  // namespace
+}  // namespace affinity

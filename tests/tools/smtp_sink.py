@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""A local SMTP server for the campaign tests: aiosmtpd (Debian's python3-aiosmtpd) on 127.0.0.1.
+
+Every message it accepts is parsed with Python's email package and summarized as one JSON line in
+--log: envelope, headers, MIME structure, parsing defects, and the decoded text part. It writes
+its port to --port-file once it listens, and runs until SIGTERM.
+
+    smtp_sink.py --log messages.jsonl --port-file port
+"""
+import argparse
+import email
+import email.policy
+import json
+import os
+import signal
+import socket
+import threading
+
+from aiosmtpd.controller import Controller
+
+
+class Recorder:
+    def __init__(self, log):
+        self.log = log
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.original_content or envelope.content,
+                                       policy=email.policy.default)
+        parts = [p.get_content_type() for p in msg.iter_parts()] if msg.is_multipart() else []
+        text = msg.get_body(("plain",))
+        html = msg.get_body(("html",))
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "from": str(msg["From"]),
+            "to": str(msg["To"]),
+            "subject": str(msg["Subject"]),
+            "message_id": str(msg["Message-ID"]),
+            "list_unsubscribe": str(msg["List-Unsubscribe"]),
+            "headers": [k for k in msg.keys()],
+            "content_type": msg.get_content_type(),
+            "parts": parts,
+            "defects": [str(d) for d in msg.defects] +
+                       [str(d) for p in msg.walk() for d in p.defects],
+            "text": text.get_content() if text is not None else None,
+            "html": html.get_content() if html is not None else None,
+        }
+        with self.lock, open(self.log, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        return "250 Message accepted"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--port-file", required=True)
+    args = ap.parse_args()
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Recorder(args.log), hostname="127.0.0.1", port=port)
+    controller.start()
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(str(port))
+    os.replace(args.port_file + ".tmp", args.port_file)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(0.2):
+        pass
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
