@@ -2,9 +2,9 @@
 # Quickstart 1: install dependencies, build, generate a synthetic demo shop, import it into an
 # embedded RocksDB store under ./data/shop, and run the main jobs on it: stats, customer insights,
 # the retraining job (a model snapshot under ./data/snapshots), the audience of the newest
-# product, and finally the HTTP server on
-# 127.0.0.1:8080 (Ctrl-C stops it) after printing example calls. AFFINITY_DEMO_SERVE=0 skips the
-# server; AFFINITY_DEMO_LISTEN changes the address.
+# product, the campaign letters for the last month's products (./data/letters), and finally the
+# HTTP server on 127.0.0.1:8080 (Ctrl-C stops it) after printing example calls.
+# AFFINITY_DEMO_SERVE=0 skips the server; AFFINITY_DEMO_LISTEN changes the address.
 # Re-running it is safe: the generator is deterministic and imports are idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,9 @@ $bin insights --db data/shop
 $bin train --db data/shop --snapshots data/snapshots
 # Who to tell about the newest product (ids follow launch order), with calibrated probabilities.
 $bin audience --db data/shop --snapshots data/snapshots --product P1500 --limit 10
+# One letter per interested customer about the products launched in the last month, as .eml files
+# (re-running sends nothing new: the ledger remembers the campaign).
+$bin campaign --db data/shop --snapshots data/snapshots --since 2025-12-01 --out data/letters
 
 [[ "${AFFINITY_DEMO_SERVE:-1}" == 1 ]] || exit 0
 # An admin key for the demo (kept across runs; data/ is not in git).

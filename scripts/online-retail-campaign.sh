@@ -5,19 +5,20 @@
 # model, then run the campaign for the products first sold in the data's last month
 # (2011-11-09 .. 2011-12-09), writing one .eml file per letter; then run it again (nothing new is
 # sent) and print both reports.
-#   scripts/online-retail-campaign.sh [WORKDIR]      (default /tmp/affinity-or-campaign)
+#   scripts/online-retail-campaign.sh [WORKDIR]      (default /tmp/affinity-or-campaign; made
+#                                                     afresh, so the campaign is new each time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/affinity-or-campaign}
 bin=build/affinity
 csv=../shared/data/online-retail/online_retail.csv.gz
+rm -rf "$work"
 mkdir -p "$work"
 
-if [[ ! -d "$work/db" ]]; then
-  $bin import --quiet --db "$work/db" --preset online-retail "$csv"
-  # One contact per customer id (the integer part of CustomerID, as the preset imports it);
-  # every 50th customer has opted out.
-  /usr/bin/python3 - "$csv" "$work/contacts.csv" <<'PY'
+$bin import --quiet --db "$work/db" --preset online-retail "$csv"
+# One contact per customer id (the integer part of CustomerID, as the preset imports it);
+# every 50th customer has opted out.
+/usr/bin/python3 - "$csv" "$work/contacts.csv" <<'PY'
 import csv, gzip, sys
 ids = set()
 with gzip.open(sys.argv[1], "rt", encoding="latin-1", newline="") as f:
@@ -31,13 +32,9 @@ with open(sys.argv[2], "w", newline="") as out:
     for i, c in enumerate(sorted(ids)):
         w.writerow([c, f"customer-{c}@example.invalid", "true" if i % 50 == 0 else "false"])
 PY
-  $bin import --quiet --db "$work/db" --kind customers --columns customer=customer_id \
-    "$work/contacts.csv"
-fi
-if [[ ! -d "$work/snapshots" ]]; then
-  $bin train --db "$work/db" --snapshots "$work/snapshots"
-fi
-rm -rf "$work/letters"
+$bin import --quiet --db "$work/db" --kind customers --columns customer=customer_id \
+  "$work/contacts.csv"
+$bin train --db "$work/db" --snapshots "$work/snapshots"
 timer=(); [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -v)
 "${timer[@]}" $bin campaign --db "$work/db" --snapshots "$work/snapshots" --since 2011-11-09 \
   --now 2011-12-10 --out "$work/letters" --json >"$work/report.json" 2>"$work/campaign.log"

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <kainjow/mustache.hpp>
+#include <limits>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -107,13 +108,15 @@ nlohmann::json PlanJson(const CampaignReport& r) {
   nlohmann::json j = CampaignReportJson(r);
   for (const char* run_only :
        {"dry_run", "resumed", "sink", "letters_sent", "letters_sent_before", "letters_pending",
-        "letters_failed", "letters_skipped", "errors", "deliver_seconds"}) {
+        "letters_failed", "letters_rejected", "letters_rejected_before", "letters_skipped",
+        "errors", "notes", "deliver_seconds"}) {
     j.erase(run_only);
   }
   return j;
 }
 
-void RestorePlan(const nlohmann::json& plan, CampaignReport* r) {
+// Corruption if the stored plan has members of the wrong type.
+Status RestorePlan(const nlohmann::json& plan, CampaignReport* r) try {
   r->model_version = plan.value("model_version", int64_t{0});
   r->horizon_days = plan.value("horizon_days", 0.0);
   r->customers_scored = plan.value("customers_scored", int64_t{0});
@@ -136,6 +139,9 @@ void RestorePlan(const nlohmann::json& plan, CampaignReport* r) {
       r->products.push_back(std::move(pr));
     }
   }
+  return Status::Ok();
+} catch (const nlohmann::json::exception& e) {
+  return Status::Corruption(std::string("the recorded campaign plan is malformed: ") + e.what());
 }
 
 struct Candidate {
@@ -196,7 +202,7 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
     pr.title = chosen[i].attributes.title.value_or(chosen[i].external);
     AudienceRequest request;
     request.product = chosen[i].external;
-    request.limit = engine.options().max_audience;
+    request.limit = std::numeric_limits<int>::max();  // all_customers: not capped
     request.all_customers = true;
     request.include_opted_out = true;
     request.min_probability = options.min_probability;
@@ -220,8 +226,9 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
       pr.product_vector = audience->product_vector;
       pr.audience = static_cast<int64_t>(audience->customers.size());
       for (AudienceMember& m : audience->customers) {
-        by_customer[m.customer].push_back(
-            {i, m.probability.value_or(0), std::move(m.reason_kind), std::move(m.reason)});
+        const double p = m.probability.value_or(0);
+        if (!std::isfinite(p)) continue;  // never stored: the ledger holds numbers only
+        by_customer[m.customer].push_back({i, p, std::move(m.reason_kind), std::move(m.reason)});
       }
     }
     report->products.push_back(std::move(pr));
@@ -348,11 +355,13 @@ class LetterRenderer {
         compiled_(templates),
         product_url_(options.product_url),
         unsubscribe_url_(options.unsubscribe_url),
+        one_click_url_(options.one_click_url),
         secret_(std::move(secret)),
         campaign_id_(std::move(campaign_id)) {
     auto verbatim = [](const std::string& s) { return s; };
     product_url_.set_custom_escape(verbatim);
     unsubscribe_url_.set_custom_escape(verbatim);
+    one_click_url_.set_custom_escape(verbatim);
   }
 
   Result<OutgoingLetter> Render(const LedgerLetter& letter, const std::string& customer,
@@ -409,6 +418,10 @@ class LetterRenderer {
     AFFINITY_ASSIGN_OR_RETURN(std::string unsubscribe,
                               affinity::Render(unsubscribe_url_, link, "unsubscribe_url"));
     d.set("unsubscribe_url", unsubscribe);
+    std::string one_click = unsubscribe;
+    if (!options_.one_click_url.empty()) {
+      AFFINITY_ASSIGN_OR_RETURN(one_click, affinity::Render(one_click_url_, link, "one_click_url"));
+    }
 
     EmailMessage m;
     m.from_address = options_.from_address;
@@ -422,15 +435,21 @@ class LetterRenderer {
     std::replace(local.begin(), local.end(), ':', '.');
     m.message_id = local + "." + std::to_string(letter.customer.value) + "@" +
                    options_.from_address.substr(options_.from_address.find('@') + 1);
-    m.unsubscribe_url = unsubscribe;
+    m.unsubscribe_url = one_click;
     m.date = letter.sent_at > 0 ? letter.sent_at : WallClock();
-    AFFINITY_ASSIGN_OR_RETURN(std::string message, BuildMimeMessage(m));
+    // What the message refuses comes from this customer's data (an unsubscribe link made too
+    // long by their id): FailedPrecondition, so the run skips this letter and goes on.
+    auto message = BuildMimeMessage(m);
+    if (!message.ok()) {
+      return Status::FailedPrecondition("the letter to customer '" + customer +
+                                        "' cannot be built: " + message.status().ToString());
+    }
     OutgoingLetter out;
     out.envelope_from = options_.from_address;
     out.recipient = m.to_address;
     out.file_name = campaign_id_ + "-" + std::to_string(letter.customer.value) + ".eml";
     std::replace(out.file_name.begin(), out.file_name.end(), ':', '_');
-    out.message = std::move(message);
+    out.message = std::move(*message);
     return out;
   }
 
@@ -472,7 +491,7 @@ class LetterRenderer {
   Store& store_;
   const LetterOptions& options_;
   Compiled compiled_;
-  mustache::mustache product_url_, unsubscribe_url_;
+  mustache::mustache product_url_, unsubscribe_url_, one_click_url_;
   std::string secret_;
   std::string campaign_id_;
   std::unordered_map<uint32_t, Product> products_;
@@ -529,9 +548,18 @@ Status LetterOptions::Validate() const {
   if (shop_name.empty()) return Status::InvalidArgument("must not be empty", "shop_name");
   AFFINITY_RETURN_IF_ERROR(CheckTemplate(product_url, "product_url"));
   AFFINITY_RETURN_IF_ERROR(CheckTemplate(unsubscribe_url, "unsubscribe_url"));
-  if (unsubscribe_url.find("{{token}}") == std::string::npos &&
-      unsubscribe_url.find("{{{token}}}") == std::string::npos) {
+  auto carries_token = [](const std::string& url) {
+    return url.find("{{token}}") != std::string::npos ||
+           url.find("{{{token}}}") != std::string::npos;
+  };
+  if (!carries_token(unsubscribe_url)) {
     return Status::InvalidArgument("the unsubscribe link must carry {{token}}", "unsubscribe_url");
+  }
+  if (!one_click_url.empty()) {
+    AFFINITY_RETURN_IF_ERROR(CheckTemplate(one_click_url, "one_click_url"));
+    if (!carries_token(one_click_url)) {
+      return Status::InvalidArgument("the one-click link must carry {{token}}", "one_click_url");
+    }
   }
   return Status::Ok();
 }
@@ -589,10 +617,13 @@ nlohmann::json CampaignReportJson(const CampaignReport& r) {
           {"letters_sent_before", r.letters_sent_before},
           {"letters_pending", r.letters_pending},
           {"letters_failed", r.letters_failed},
+          {"letters_rejected", r.letters_rejected},
+          {"letters_rejected_before", r.letters_rejected_before},
           {"letters_skipped", r.letters_skipped},
           {"suppressed", std::move(suppressed)},
           {"expected_buyers", r.expected_buyers},
           {"errors", r.errors},
+          {"notes", r.notes},
           {"plan_seconds", r.plan_seconds},
           {"deliver_seconds", r.deliver_seconds}};
 }
@@ -622,7 +653,20 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   report.sink = sink ? sink->Describe() : "";
   AFFINITY_ASSIGN_OR_RETURN(std::optional<CampaignRecord> record,
                             store.GetCampaign(report.campaign_id));
-  AFFINITY_ASSIGN_OR_RETURN(std::string secret, store.CampaignSecret());
+  if (!options.dry_run && store.read_only()) {
+    return Status::FailedPrecondition(
+        "the store is open read-only: only a dry run can plan a campaign on it");
+  }
+  auto secret = store.CampaignSecret();
+  if (!secret.ok()) {
+    if (!(options.dry_run && secret.status().code() == StatusCode::kFailedPrecondition)) {
+      return secret.status();
+    }
+    // A dry run on a read-only store that never ran a campaign: previews only.
+    secret = std::string(32, '\0');
+    report.notes.push_back(
+        "the store has no campaign secret yet: the previews' unsubscribe tokens are placeholders");
+  }
 
   // Phase 1: plan, or the plan of an earlier run.
   const auto plan_start = std::chrono::steady_clock::now();
@@ -630,12 +674,14 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   if (record) {
     report.resumed = true;
     if (auto it = record->details.find("plan"); it != record->details.end()) {
-      RestorePlan(*it, &report);
+      AFFINITY_RETURN_IF_ERROR(RestorePlan(*it, &report));
     }
     AFFINITY_RETURN_IF_ERROR(store.ScanLetters([&](const LedgerLetter& l) {
       if (l.campaign != report.campaign_id) return true;
       if (l.status == LetterStatus::kSent) {
         ++report.letters_sent_before;
+      } else if (l.status == LetterStatus::kRejected) {
+        ++report.letters_rejected_before;  // refused for good: never retried
       } else {
         pending.push_back(l);
       }
@@ -665,7 +711,7 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
 
   // Phase 2: deliver what is pending, marking each letter sent once it is delivered.
   const auto deliver_start = std::chrono::steady_clock::now();
-  LetterRenderer renderer(store, letter_options, templates, secret, report.campaign_id);
+  LetterRenderer renderer(store, letter_options, templates, *secret, report.campaign_id);
   int failures_in_a_row = 0;
   int64_t delivered = 0;
   int64_t forgotten = 0;
@@ -687,13 +733,29 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
     }
     letter.sent_at = clock();
     auto out = renderer.Render(letter, *customer, profile);
-    // A template that does not render fails every letter alike: stop at the first.
-    if (!out.ok()) return out.status();
+    if (!out.ok()) {
+      // A letter this customer's data cannot make: skipped (pending), the run goes on.
+      if (out.status().code() == StatusCode::kFailedPrecondition) {
+        ++report.letters_skipped;
+        if (report.errors.size() < 10) report.errors.push_back(out.status().message());
+        continue;
+      }
+      return out.status();  // a template that does not render fails every letter alike
+    }
     if (options.dry_run) {
       if (sink) AFFINITY_RETURN_IF_ERROR(sink->Deliver(*out));
       continue;
     }
     Status sent = sink->Deliver(*out);
+    if (sent.code() == StatusCode::kFailedPrecondition) {
+      // Refused for good by the receiving server: recorded, never retried.
+      failures_in_a_row = 0;
+      ++report.letters_rejected;
+      if (report.errors.size() < 10) report.errors.push_back(sent.message());
+      Status marked = store.MarkLetterRejected(letter.customer, report.campaign_id, clock());
+      if (!marked.ok() && marked.code() != StatusCode::kNotFound) return marked;
+      continue;
+    }
     if (!sent.ok()) {
       ++report.letters_failed;
       if (report.errors.size() < 10) report.errors.push_back(sent.ToString());
@@ -713,18 +775,22 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   }
   // Everything not sent (skipped, failed, not reached) is still pending.
   // (A dry run of a new plan leaves nothing pending: it recorded nothing.)
-  report.letters_pending =
-      options.dry_run && !report.resumed
-          ? 0
-          : static_cast<int64_t>(pending.size()) - report.letters_sent - forgotten;
+  report.letters_pending = options.dry_run && !report.resumed
+                               ? 0
+                               : static_cast<int64_t>(pending.size()) - report.letters_sent -
+                                     report.letters_rejected - forgotten;
   report.deliver_seconds = SecondsSince(deliver_start);
 
   if (!options.dry_run && record) {
     nlohmann::json details = record->details;
+    if (!details.contains("runs") || !details["runs"].is_array()) {
+      details["runs"] = nlohmann::json::array();
+    }
     details["runs"].push_back({{"at", FormatTimestamp(clock())},
                                {"sink", report.sink},
                                {"sent", report.letters_sent},
                                {"failed", report.letters_failed},
+                               {"rejected", report.letters_rejected},
                                {"skipped", report.letters_skipped},
                                {"pending", report.letters_pending}});
     record->details = std::move(details);

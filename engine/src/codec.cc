@@ -264,7 +264,9 @@ std::string EncodeLetter(const LedgerLetter& letter) {
                         {"reason", p.reason}});
   }
   return Dump({{"v", 1},
-               {"status", letter.status == LetterStatus::kSent ? "sent" : "pending"},
+               {"status", letter.status == LetterStatus::kSent       ? "sent"
+                          : letter.status == LetterStatus::kRejected ? "rejected"
+                                                                     : "pending"},
                {"planned_at", letter.planned_at},
                {"sent_at", letter.sent_at},
                {"products", std::move(products)}});
@@ -278,10 +280,15 @@ Result<LedgerLetter> DecodeLetter(std::string_view key, std::string_view value) 
   letter.campaign = std::string(key.substr(4));
   try {
     const std::string status = j.at("status").get<std::string>();
-    if (status != "pending" && status != "sent") {
+    if (status == "pending") {
+      letter.status = LetterStatus::kPending;
+    } else if (status == "sent") {
+      letter.status = LetterStatus::kSent;
+    } else if (status == "rejected") {
+      letter.status = LetterStatus::kRejected;
+    } else {
       return Status::Corruption("ledger record has an unknown status '" + status + "'");
     }
-    letter.status = status == "sent" ? LetterStatus::kSent : LetterStatus::kPending;
     letter.planned_at = j.at("planned_at").get<UnixSeconds>();
     letter.sent_at = j.at("sent_at").get<UnixSeconds>();
     for (const auto& p : j.at("products")) {

@@ -64,7 +64,9 @@ std::string Sanitize(std::string_view text) {
 // RFC 2047 encoded words of `text` (already sanitized), split at UTF-8 character boundaries so
 // that each word is at most 75 characters, joined by folding white space.
 std::string EncodedWords(std::string_view text) {
-  constexpr size_t kMaxBytes = 45;  // 60 base64 characters + "=?UTF-8?B?" + "?=" = 72
+  // 39 bytes = 52 base64 characters; with "=?UTF-8?B?" and "?=" a word is 64 characters, so
+  // "Subject: " + a word stays within RFC 2047's 76.
+  constexpr size_t kMaxBytes = 39;
   std::string out;
   size_t start = 0;
   while (start < text.size()) {
@@ -104,20 +106,35 @@ std::string FoldAscii(std::string_view name, std::string_view value) {
 }
 
 // A display name as a header phrase: atoms and spaces as is, anything else encoded.
+// Whether every space-separated word of `text` is at most 70 characters (so folding at spaces
+// keeps lines short).
+bool ShortWords(std::string_view text) {
+  size_t run = 0;
+  for (char ch : text) {
+    run = ch == ' ' ? 0 : run + 1;
+    if (run > 70) return false;
+  }
+  return true;
+}
+
+// A display name as a header phrase: up to 64 characters of atoms and spaces as is, anything
+// else as encoded words.
 std::string EncodePhrase(std::string_view name) {
   const std::string clean = Sanitize(name);
   const bool atoms = std::all_of(clean.begin(), clean.end(), [](char ch) {
     return std::isalnum(static_cast<unsigned char>(ch)) || ch == ' ' ||
            std::strchr("!#$%&'*+-/=?^_`{|}~", ch) != nullptr;
   });
-  if (atoms && clean.find("=?") == std::string::npos) return clean;
+  if (atoms && clean.size() <= 64 && clean.find("=?") == std::string::npos) return clean;
   return EncodedWords(clean);
 }
 
+// "phrase <address>"; after encoded words the address goes on a folded line of its own.
 std::string Mailbox(std::string_view name, std::string_view address) {
   const std::string phrase = EncodePhrase(name);
   if (phrase.empty()) return "<" + std::string(address) + ">";
-  return phrase + " <" + std::string(address) + ">";
+  const bool encoded = phrase.find("=?") != std::string::npos;
+  return phrase + (encoded ? "\r\n <" : " <") + std::string(address) + ">";
 }
 
 bool IsHeaderSafeToken(std::string_view value) {
@@ -181,7 +198,7 @@ bool IsValidEmailAddress(std::string_view address) {
 std::string EncodeHeaderText(std::string_view text) {
   const std::string clean = Sanitize(text);
   const bool ascii = std::all_of(clean.begin(), clean.end(), IsPrintableAscii);
-  if (ascii && clean.find("=?") == std::string::npos) return clean;
+  if (ascii && ShortWords(clean) && clean.find("=?") == std::string::npos) return clean;
   return EncodedWords(clean);
 }
 
@@ -324,27 +341,35 @@ class EmlDirectory final : public LetterSink {
       return Status::InvalidArgument("bad letter file name '" + letter.file_name + "'");
     }
     const std::string final_path = dir_ + "/" + letter.file_name;
-    const std::string tmp_path = dir_ + "/.tmp-" + letter.file_name;
+    // A hidden name without the .eml suffix, so a pickup job never takes a half-written letter.
+    const std::string tmp_path = dir_ + "/." + letter.file_name + ".tmp";
     const int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) return Status::IOError("cannot create " + tmp_path + ": " + std::strerror(errno));
+    auto fail = [&](const char* what) {
+      const std::string err = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp_path.c_str());
+      return Status::IOError(std::string("cannot ") + what + " " + tmp_path + ": " + err);
+    };
     const char* p = letter.message.data();
     size_t left = letter.message.size();
     while (left > 0) {
       const ssize_t n = ::write(fd, p, left);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        const std::string err = std::strerror(errno);
-        ::close(fd);
-        return Status::IOError("cannot write " + tmp_path + ": " + err);
-      }
+      if (n <= 0) return fail("write");
       p += n;
       left -= static_cast<size_t>(n);
     }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-      return Status::IOError("cannot sync " + tmp_path + ": " + std::strerror(errno));
+    if (::fsync(fd) != 0) return fail("sync");
+    if (::close(fd) != 0) {
+      const std::string err = std::strerror(errno);
+      ::unlink(tmp_path.c_str());
+      return Status::IOError("cannot close " + tmp_path + ": " + err);
     }
     if (std::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
-      return Status::IOError("cannot rename to " + final_path + ": " + std::strerror(errno));
+      const std::string err = std::strerror(errno);
+      ::unlink(tmp_path.c_str());
+      return Status::IOError("cannot rename to " + final_path + ": " + err);
     }
     // The rename is durable once the directory is synced.
     const int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -405,9 +430,10 @@ class Smtp final : public LetterSink {
     curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, error.data());
     curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT, static_cast<long>(options_.timeout_seconds));
+    // A password never crosses the network in plain text: with credentials, TLS is required.
+    const bool tls = options_.require_tls || !options_.user.empty();
     curl_easy_setopt(curl_, CURLOPT_USE_SSL,
-                     options_.require_tls ? static_cast<long>(CURLUSESSL_ALL)
-                                          : static_cast<long>(CURLUSESSL_TRY));
+                     tls ? static_cast<long>(CURLUSESSL_ALL) : static_cast<long>(CURLUSESSL_TRY));
     if (!options_.user.empty()) {
       curl_easy_setopt(curl_, CURLOPT_USERNAME, options_.user.c_str());
       curl_easy_setopt(curl_, CURLOPT_PASSWORD, options_.password.c_str());
@@ -415,6 +441,7 @@ class Smtp final : public LetterSink {
     const CURLcode rc = curl_easy_perform(curl_);
     curl_slist_free_all(rcpt);
     curl_easy_setopt(curl_, CURLOPT_MAIL_RCPT, nullptr);
+    curl_easy_setopt(curl_, CURLOPT_READDATA, nullptr);
     curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, nullptr);
     if (rc != CURLE_OK) {
       long reply = 0;
@@ -422,6 +449,8 @@ class Smtp final : public LetterSink {
       std::string message = "SMTP delivery to " + letter.recipient + " failed: " +
                             (error[0] ? std::string(error.data()) : curl_easy_strerror(rc));
       if (reply > 0) message += " (server reply " + std::to_string(reply) + ")";
+      // 5xx: the server refused this recipient or message for good; retrying will not help.
+      if (reply >= 500 && reply < 600) return Status::FailedPrecondition(message);
       return Status::IOError(message);
     }
     return Status::Ok();

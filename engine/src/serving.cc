@@ -926,7 +926,9 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   if (request.horizon_days && !(*request.horizon_days > 0)) {
     return Status::InvalidArgument("horizon_days must be > 0", "horizon_days");
   }
-  const size_t limit = static_cast<size_t>(std::min(request.limit, options_.max_audience));
+  // Capped at max_audience, but for a ranking of every customer (the campaign planner).
+  const size_t limit = static_cast<size_t>(
+      request.all_customers ? request.limit : std::min(request.limit, options_.max_audience));
   std::shared_ptr<State> state = current();
   const Model& model = *state->model;
   AudienceResult result;

@@ -430,17 +430,22 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
 }
 
 Status ValidateCampaignId(std::string_view id) {
-  if (id.empty() || id.size() > 64) {
-    return Status::InvalidArgument("campaign id must have 1-64 characters", "campaign_id");
-  }
-  for (char ch : id) {
-    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == ':' || ch == '-';
-    if (!ok) {
-      return Status::InvalidArgument(
-          "campaign id '" + std::string(id) + "' may only hold letters, digits and . _ : -",
-          "campaign_id");
+  auto alnum = [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+  };
+  const auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("campaign id '" + std::string(id) + "' " + why, "campaign_id");
+  };
+  if (id.empty() || id.size() > 64) return bad("must have 1-64 characters");
+  if (!alnum(id.front()) || !alnum(id.back()))
+    return bad("must start and end with a letter or digit");
+  for (size_t i = 0; i < id.size(); ++i) {
+    const char ch = id[i];
+    if (alnum(ch)) continue;
+    if (ch != '.' && ch != '_' && ch != ':' && ch != '-') {
+      return bad("may only hold letters, digits and . _ : -");
     }
+    if (!alnum(id[i + 1])) return bad("may not hold two of . _ : - in a row");
   }
   return Status::Ok();
 }
@@ -511,7 +516,8 @@ Result<std::vector<CampaignRecord>> Store::ListCampaigns() const {
   return out;
 }
 
-Status Store::MarkLetterSent(CustomerId customer, std::string_view campaign, UnixSeconds sent_at) {
+Status Store::MarkLetter(CustomerId customer, std::string_view campaign, LetterStatus status,
+                         UnixSeconds at) {
   Impl& d = *impl_;
   std::lock_guard lock(d.write_mu);
   if (d.read_only) return Status::FailedPrecondition("store is open read-only");
@@ -522,11 +528,21 @@ Status Store::MarkLetterSent(CustomerId customer, std::string_view campaign, Uni
                             std::to_string(customer.value));
   }
   AFFINITY_ASSIGN_OR_RETURN(LedgerLetter letter, codec::DecodeLetter(key, *value));
-  if (letter.status == LetterStatus::kSent) return Status::Ok();
-  letter.status = LetterStatus::kSent;
-  letter.sent_at = sent_at;
+  if (letter.status != LetterStatus::kPending) return Status::Ok();
+  letter.status = status;
+  letter.sent_at = at;
   return FromRocksDb(d.db->Put(d.write_options, d.notifications, key, codec::EncodeLetter(letter)));
 }
+
+Status Store::MarkLetterSent(CustomerId customer, std::string_view campaign, UnixSeconds at) {
+  return MarkLetter(customer, campaign, LetterStatus::kSent, at);
+}
+
+Status Store::MarkLetterRejected(CustomerId customer, std::string_view campaign, UnixSeconds at) {
+  return MarkLetter(customer, campaign, LetterStatus::kRejected, at);
+}
+
+bool Store::read_only() const { return impl_->read_only; }
 
 // Streams the ledger entries whose keys start with `prefix` (every entry for an empty one).
 static Status ForEachLetter(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,

@@ -26,6 +26,10 @@ class MemorySink : public LetterSink {
     if (fail_after >= 0 && static_cast<int64_t>(letters.size()) >= fail_after) {
       return Status::IOError("connection refused");
     }
+    if (!reject_prefix.empty() && letter.recipient.rfind(reject_prefix, 0) == 0) {
+      ++rejected;
+      return Status::FailedPrecondition("550 5.1.1 no such user");
+    }
     letters.push_back(letter);
     return Status::Ok();
   }
@@ -40,6 +44,8 @@ class MemorySink : public LetterSink {
 
   std::vector<OutgoingLetter> letters;
   int64_t fail_after = -1;
+  std::string reject_prefix;  // recipients refused for good (an SMTP 5xx)
+  int64_t rejected = 0;
 };
 
 class CampaignTest : public ::testing::Test {
@@ -273,6 +279,54 @@ TEST_F(CampaignTest, ForgottenAndOptedOutBetweenPlanAndDeliveryAreNotWritten) {
     EXPECT_NE(c, recipients[0]);
     EXPECT_NE(c, recipients[1]);
   }
+}
+
+TEST_F(CampaignTest, RefusedLettersAreRecordedAndNeverRetried) {
+  MemorySink sink;
+  sink.reject_prefix = "b0";  // b00..b09 do not exist at the receiving server
+  auto report = Run(Options(), &sink);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_GT(sink.rejected, 0);
+  EXPECT_EQ(report->letters_rejected, sink.rejected);
+  EXPECT_EQ(report->letters_sent + report->letters_rejected, report->letters_planned);
+  EXPECT_EQ(report->letters_pending, 0);
+  EXPECT_EQ(report->letters_failed, 0);
+  int64_t rejected = 0;
+  ASSERT_TRUE(store_
+                  ->ScanLetters([&](const LedgerLetter& l) {
+                    rejected += l.status == LetterStatus::kRejected;
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(rejected, sink.rejected);
+  // The next run does not try them again.
+  auto again = Run(Options(), &sink);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->letters_rejected, 0);
+  EXPECT_EQ(again->letters_rejected_before, report->letters_rejected);
+  EXPECT_EQ(again->letters_sent, 0);
+  EXPECT_EQ(again->letters_pending, 0);
+  EXPECT_EQ(sink.rejected, report->letters_rejected);
+}
+
+TEST_F(CampaignTest, OneClickUnsubscribeGoesInTheHeaderTheLinkInTheBody) {
+  LetterOptions letter;
+  letter.one_click_url =
+      "https://api.shop.example/v1/unsubscribe?customer={{customer}}&token={{token}}";
+  CampaignOptions o = Options();
+  o.dry_run = true;
+  MemorySink previews;
+  auto report = RunCampaign(*engine_, o, letter, LetterTemplates::Default(), &previews);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_FALSE(previews.letters.empty());
+  const std::string& m = previews.letters[0].message;
+  EXPECT_NE(m.find("List-Unsubscribe: <https://api.shop.example/v1/unsubscribe?customer="),
+            std::string::npos);
+  EXPECT_NE(m.find("https://shop.example/unsubscribe?customer=3D"), std::string::npos);  // QP
+  letter.one_click_url = "https://api.shop.example/v1/unsubscribe";                      // no token
+  EXPECT_EQ(
+      RunCampaign(*engine_, o, letter, LetterTemplates::Default(), &previews).status().field(),
+      "one_click_url");
 }
 
 TEST_F(CampaignTest, LetterCapKeepsTheMostLikelyAndDryRunWritesNothing) {

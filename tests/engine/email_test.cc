@@ -81,6 +81,10 @@ TEST(Email, HeaderTextIsEncodedAndCannotBreakTheLine) {
   for (const std::string& line : Lines(long_utf8)) {
     EXPECT_LE(line.size(), 76u) << line;
   }
+  // A word too long to fold is encoded (encoded words fold).
+  const std::string long_word = EncodeHeaderText(std::string(200, 'w'));
+  EXPECT_EQ(long_word.rfind("=?UTF-8?B?", 0), 0u);
+  for (const std::string& line : Lines(long_word)) EXPECT_LE(line.size(), 76u - 9) << line;
   // Text that looks like an encoded word is encoded itself.
   EXPECT_EQ(EncodeHeaderText("=?UTF-8?B?x?=").rfind("=?UTF-8?B?", 0), 0u);
 }
@@ -132,6 +136,23 @@ TEST(Email, MimeMessageHasBothPartsAndSafeHeaders) {
   EXPECT_EQ(DecodeQp(s.substr(text_body, text_end - text_body)), m.text);
   EXPECT_NE(s.find("--=_affinity_"), std::string::npos);
   EXPECT_EQ(s.substr(s.size() - 4), "--\r\n");
+}
+
+TEST(Email, EveryHeaderLineIsShortWhateverTheData) {
+  EmailMessage m = Sample();
+  m.to_name = std::string(300, 'N');                 // atoms only, but long
+  m.from_name = "Ünïcödé " + std::string(100, 'x');  // non-ASCII and long
+  m.subject = std::string(500, 'S') + " and " + "Zoë " + std::string(90, 'y');
+  auto message = BuildMimeMessage(m);
+  ASSERT_TRUE(message.ok()) << message.status().ToString();
+  const std::string headers = message->substr(0, message->find("\r\n\r\n"));
+  for (const std::string& line : Lines(headers)) {
+    EXPECT_LE(line.size(), 78u) << line;
+    // Continuation lines start with white space; every other line is a known header.
+    if (line[0] != ' ') {
+      EXPECT_NE(line.find(": "), std::string::npos) << line;
+    }
+  }
 }
 
 TEST(Email, MimeMessageRefusesWhatCannotBeMadeSafe) {

@@ -377,7 +377,11 @@ TEST(StoreLedger, CampaignPlanIsRecordedWholeAndOnlyOnce) {
   std::vector<LedgerLetter> sent = {Letter(5, "spring-2", {1})};
   sent[0].status = LetterStatus::kSent;
   EXPECT_EQ(store->RecordCampaign(d, sent).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(store->RecordCampaign({"no spaces", 0, {}}, {}).field(), "campaign_id");
+  for (const char* bad : {"no spaces", ".hidden", "trailing-", "a..b", "a:.b", "a--b", ""}) {
+    EXPECT_EQ(store->RecordCampaign({bad, 0, {}}, {}).field(), "campaign_id") << bad;
+  }
+  EXPECT_TRUE(ValidateCampaignId("new-since-2011-11-09").ok());
+  EXPECT_TRUE(ValidateCampaignId("spring:week_2.v1").ok());
   EXPECT_FALSE(store->GetCampaign("spring-2")->has_value());
   EXPECT_TRUE(store->CustomerLetters(CustomerId{5})->empty());
 
@@ -403,7 +407,8 @@ TEST(StoreLedger, MarkSentIsDurableAndKeepsTheFirstTime) {
     std::vector<LedgerLetter> letters = {Letter(7, "c1", {1}), Letter(8, "c1", {1})};
     ASSERT_TRUE(store->RecordCampaign({"c1", 5, {}}, letters).ok());
     ASSERT_TRUE(store->MarkLetterSent(CustomerId{7}, "c1", 2000).ok());
-    ASSERT_TRUE(store->MarkLetterSent(CustomerId{7}, "c1", 3000).ok());  // already sent: kept
+    ASSERT_TRUE(store->MarkLetterSent(CustomerId{7}, "c1", 3000).ok());      // already sent: kept
+    ASSERT_TRUE(store->MarkLetterRejected(CustomerId{7}, "c1", 3000).ok());  // kept too
     EXPECT_EQ(store->MarkLetterSent(CustomerId{9}, "c1", 2000).code(), StatusCode::kNotFound);
     ASSERT_TRUE(store->UpdateCampaign({"c1", 5, {{"runs", 1}}}).ok());
     EXPECT_EQ(store->UpdateCampaign({"c9", 5, {}}).code(), StatusCode::kNotFound);
@@ -422,6 +427,11 @@ TEST(StoreLedger, MarkSentIsDurableAndKeepsTheFirstTime) {
   EXPECT_EQ(all[0].sent_at, 2000);
   EXPECT_EQ(all[1].status, LetterStatus::kPending);
   EXPECT_EQ(all[1].sent_at, 0);
+  ASSERT_TRUE(store->MarkLetterRejected(CustomerId{8}, "c1", 4000).ok());
+  auto rejected = store->CustomerLetters(CustomerId{8});
+  ASSERT_TRUE(rejected.ok());
+  EXPECT_EQ((*rejected)[0].status, LetterStatus::kRejected);
+  EXPECT_EQ((*rejected)[0].sent_at, 4000);
   auto campaigns = store->ListCampaigns();
   ASSERT_TRUE(campaigns.ok());
   ASSERT_EQ(campaigns->size(), 1u);

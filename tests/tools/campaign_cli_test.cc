@@ -45,11 +45,16 @@ nlohmann::json Report(const RunResult& r) {
 // The SMTP server, for the lifetime of the object.
 class SmtpSink {
  public:
-  explicit SmtpSink(const ScratchDir& dir) : log_(dir.Sub("smtp.jsonl")) {
+  explicit SmtpSink(const ScratchDir& dir, const std::vector<std::string>& reject = {})
+      : log_(dir.Sub("smtp.jsonl")) {
     const std::string port_file = dir.Sub("smtp.port");
     const std::string script = std::string(AFFINITY_SOURCE_DIR) + "/tests/tools/smtp_sink.py";
     std::vector<std::string> args = {"/usr/bin/python3", script,   "--log", log_,
                                      "--port-file",      port_file};
+    for (const std::string& address : reject) {
+      args.push_back("--reject");
+      args.push_back(address);
+    }
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -239,6 +244,34 @@ TEST(CampaignCli, EmlFilesDryRunAndBadInput) {
   EXPECT_EQ(RunCli(CampaignArgs(dir, "--smtp http://x --out y")).exit_code, 2);
   EXPECT_EQ(RunCli(CampaignArgs(dir, "--smtp http://127.0.0.1:1")).exit_code, 2);
   EXPECT_EQ(RunCli("campaign --help").exit_code, 0);
+}
+
+TEST(CampaignCli, RefusedRecipientsAreNotRetriedAndDryRunsRunBesideAWriter) {
+  ScratchDir dir;
+  MakeShop(dir);
+  {
+    // Another process holds the store for writing (the server, say): a dry run still plans.
+    auto writer = Store::Open(dir.Sub("db"), StoreOptions());
+    ASSERT_TRUE(writer.ok());
+    RunResult dry = RunCli(CampaignArgs(dir, "--dry-run"));
+    EXPECT_EQ(dry.exit_code, 0) << dry.output;
+    EXPECT_GE(Report(dry)["letters_planned"].get<int>(), 40);
+    // A real run needs the write lock and says so.
+    EXPECT_EQ(RunCli(CampaignArgs(dir, "--out " + dir.Sub("out"))).exit_code, 1);
+  }
+  SmtpSink smtp(dir, {"b05@mail.example", "b06@mail.example"});
+  ASSERT_TRUE(smtp.ready());
+  RunResult run = RunCli(CampaignArgs(dir, "--smtp " + smtp.url()));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  nlohmann::json report = Report(run);
+  const int rejected = report["letters_rejected"];
+  EXPECT_GE(rejected, 1);  // whichever of b05, b06 the plan wrote to
+  EXPECT_EQ(report["letters_sent"].get<int>() + rejected, report["letters_planned"].get<int>());
+  EXPECT_NE(report["errors"][0].get<std::string>().find("550"), std::string::npos);
+  RunResult again = RunCli(CampaignArgs(dir, "--smtp " + smtp.url()));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(Report(again)["letters_rejected"], 0);
+  EXPECT_EQ(Report(again)["letters_pending"], 0);
 }
 
 TEST(CampaignCli, ServerDownLeavesLettersPendingAndExitsOne) {

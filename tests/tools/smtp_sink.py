@@ -5,7 +5,7 @@ Every message it accepts is parsed with Python's email package and summarized as
 --log: envelope, headers, MIME structure, parsing defects, and the decoded text part. It writes
 its port to --port-file once it listens, and runs until SIGTERM.
 
-    smtp_sink.py --log messages.jsonl --port-file port
+    smtp_sink.py --log messages.jsonl --port-file port [--reject address ...]
 """
 import argparse
 import email
@@ -20,9 +20,16 @@ from aiosmtpd.controller import Controller
 
 
 class Recorder:
-    def __init__(self, log):
+    def __init__(self, log, reject):
         self.log = log
+        self.reject = set(reject)
         self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.reject:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.original_content or envelope.content,
@@ -55,11 +62,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--log", required=True)
     ap.add_argument("--port-file", required=True)
+    ap.add_argument("--reject", action="append", default=[],
+                    help="refuse this recipient with 550 (repeatable)")
     args = ap.parse_args()
     with socket.socket() as s:  # a free port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    controller = Controller(Recorder(args.log), hostname="127.0.0.1", port=port)
+    controller = Controller(Recorder(args.log, args.reject), hostname="127.0.0.1", port=port)
     controller.start()
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(port))

@@ -56,10 +56,11 @@ void PrintReport(const CampaignReport& r) {
               static_cast<long long>(r.customers_scored));
   std::printf(
       "letters: %lld planned, %lld sent by this run, %lld sent before, %lld pending, %lld failed, "
-      "%lld skipped\n",
+      "%lld rejected, %lld skipped\n",
       static_cast<long long>(r.letters_planned), static_cast<long long>(r.letters_sent),
       static_cast<long long>(r.letters_sent_before), static_cast<long long>(r.letters_pending),
-      static_cast<long long>(r.letters_failed), static_cast<long long>(r.letters_skipped));
+      static_cast<long long>(r.letters_failed), static_cast<long long>(r.letters_rejected),
+      static_cast<long long>(r.letters_skipped));
   std::printf("suppressed:");
   if (r.suppressed.empty()) std::printf(" none");
   for (const auto& [rule, n] : r.suppressed) {
@@ -81,6 +82,7 @@ void PrintReport(const CampaignReport& r) {
                 static_cast<long long>(p.letters), p.expected_buyers);
   }
   for (const auto& e : r.errors) std::printf("error: %s\n", e.c_str());
+  for (const auto& n : r.notes) std::printf("note: %s\n", n.c_str());
   std::printf("time: plan %.2f s, delivery %.2f s\n", r.plan_seconds, r.deliver_seconds);
 }
 
@@ -145,10 +147,15 @@ int Run(CampaignFlags& f) {
     sink = std::move(*s);
   }
 
-  auto store = Store::Open(f.db, StoreOptions{});
+  // A dry run only reads, so it may run beside a server on the same store; a real run records
+  // the plan and each letter with fsync'ed writes (the ledger must survive a power loss, or
+  // letters already out would be sent again).
+  StoreOptions store_options;
+  store_options.read_only = f.dry_run;
+  store_options.sync_writes = true;
+  auto store = Store::Open(f.db, store_options);
   if (!store.ok()) return Fail(store.status());
   ServingOptions serving;
-  serving.max_audience = 1 << 30;  // a campaign ranks the whole customer base
   if (!f.quiet) std::fprintf(stderr, "campaign: loading the model and the store\n");
   auto engine = ServingEngine::Open(store->get(), f.snapshots, serving);
   if (!engine.ok()) return Fail(engine.status());
@@ -250,6 +257,10 @@ Command RegisterCampaign(CLI::App& app) {
                   "Mustache template of the unsubscribe link ({{shop_url}}, {{customer}}, "
                   "{{token}}; POST /v1/unsubscribe checks the token)")
       ->capture_default_str();
+  sub->add_option("--one-click-url", f->letter.one_click_url,
+                  "Mustache template of the List-Unsubscribe URL mail clients POST to "
+                  "(RFC 8058), e.g. the server's /v1/unsubscribe?customer={{customer}}&"
+                  "token={{token}} (default: the unsubscribe link)");
   sub->add_option("--currency", f->letter.currency, "Printed before prices")->capture_default_str();
   sub->add_flag("--json", f->json, "Print the report as one JSON object");
   sub->add_flag("--quiet", f->quiet, "No progress on stderr");

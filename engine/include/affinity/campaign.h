@@ -19,15 +19,19 @@
 //     customer-product pair, not per letter). The plan, every letter pending, is written to the
 //     ledger in one atomic batch together with the campaign record.
 //  2. Deliver. Each pending letter of the campaign is rendered (Mustache), delivered to the sink,
-//     and then marked sent, one durable write per letter. A re-run of a planned campaign skips
-//     phase 1 and delivers only what is still pending: a letter marked sent is never sent again,
-//     a pending one is retried. The one letter in flight when a run dies (delivered, not yet
-//     marked) is delivered again on the next run: with the .eml sink that rewrites the same file;
-//     over SMTP the receiver gets it twice with the same Message-ID (at-least-once, not
-//     exactly-once, for that letter only).
+//     and then marked sent, one write per letter (durable as the store's writes are: the CLI
+//     opens it with sync_writes). A letter the receiving server refuses for good (SMTP 5xx) is
+//     marked rejected and never retried. A re-run of a planned campaign skips phase 1 and
+//     delivers only what is still pending: a letter marked sent is never sent again, a pending
+//     one is retried. A letter whose delivery outcome is unknown is delivered again by the next
+//     run: the one in flight when a run dies (delivered, not yet marked), or one whose SMTP
+//     exchange failed after the server had the message (a timeout waiting for its reply). With
+//     the .eml sink that rewrites the same file; over SMTP the receiver gets it twice with the
+//     same Message-ID (at-least-once, not exactly-once, for those letters only).
 // A customer forgotten between the phases has no letters left (Store::ForgetCustomer deletes
-// them); one who opted out between the phases is skipped at delivery and their letter stays
-// pending.
+// them). A letter whose customer opted out, or no longer has a valid address, or whose message
+// their data cannot make (an unsubscribe link too long for a header) is skipped at delivery and
+// stays pending. A plan without letters is not recorded: running the id again plans again.
 #pragma once
 
 #include <cstdint>
@@ -72,6 +76,11 @@ struct LetterOptions {
   // Mustache template of the unsubscribe link; {{customer}} and {{token}} are URL-encoded
   // (UnsubscribeToken with the store's campaign secret).
   std::string unsubscribe_url = "{{shop_url}}/unsubscribe?customer={{customer}}&token={{token}}";
+  // Mustache template of the List-Unsubscribe header's URL, which mail clients POST to for a
+  // one-click unsubscribe (RFC 8058), e.g. the server's /v1/unsubscribe?customer=&token=.
+  // Empty: the unsubscribe link. (The link in the letter should open a page with a button: link
+  // scanners follow links with GET.)
+  std::string one_click_url;
   std::string currency = "£";  // printed before prices
   // Validates the addresses and URL templates. InvalidArgument naming the field.
   Status Validate() const;
@@ -139,14 +148,19 @@ struct CampaignReport {
   std::vector<CampaignProductReport> products;  // by expected buyers, best first
   int64_t customers_scored = 0;                 // Σ over products of customers ranked
   int64_t letters_planned = 0;
-  int64_t letters_sent = 0;         // by this run
-  int64_t letters_sent_before = 0;  // by earlier runs of the campaign
-  int64_t letters_pending = 0;      // still pending after this run
-  int64_t letters_failed = 0;       // delivery errors in this run (left pending)
-  int64_t letters_skipped = 0;      // pending letters not delivered: opted out since the plan
+  int64_t letters_sent = 0;             // by this run
+  int64_t letters_sent_before = 0;      // by earlier runs of the campaign
+  int64_t letters_pending = 0;          // still pending after this run
+  int64_t letters_failed = 0;           // delivery errors worth retrying in this run (left pending)
+  int64_t letters_rejected = 0;         // refused for good by the server in this run (not retried)
+  int64_t letters_rejected_before = 0;  // refused in earlier runs of the campaign
+  // Pending letters not delivered: the customer opted out or lost a valid address since the
+  // plan, or was forgotten, or their letter cannot be built (see the file comment).
+  int64_t letters_skipped = 0;
   std::map<std::string, int64_t> suppressed;  // rule → count (see the file comment)
   double expected_buyers = 0;                 // Σ probability over the planned letters
   std::vector<std::string> errors;            // the first delivery errors (at most 10)
+  std::vector<std::string> notes;             // remarks on the run (e.g. placeholder tokens)
   double plan_seconds = 0;
   double deliver_seconds = 0;
 };
@@ -154,16 +168,19 @@ struct CampaignReport {
 // The report as JSON: campaign_id, dry_run, resumed, sink, model_version, horizon_days,
 // products [{product, title, product_vector, audience, letters, expected_buyers, skipped}],
 // top_products (ids, up to 5), customers_scored, letters_planned, letters_sent,
-// letters_sent_before, letters_pending, letters_failed, letters_skipped, suppressed {rule: n},
-// expected_buyers, errors, plan_seconds, deliver_seconds.
+// letters_sent_before, letters_pending, letters_failed, letters_rejected,
+// letters_rejected_before, letters_skipped,
+// suppressed {rule: n}, expected_buyers, errors, notes, plan_seconds, deliver_seconds.
 nlohmann::json CampaignReportJson(const CampaignReport& report);
 
 // Plans (or resumes) and delivers a campaign; see the file comment. `sink` may be null only with
 // dry_run. InvalidArgument (naming the field) for bad options, an unknown product or a template
 // that does not render; FailedPrecondition if the model has no audience calibration, or for a
-// read-only store outside dry_run; the store's errors. Delivery errors do not fail the run: the
-// letter stays pending and is counted in letters_failed (after 10 failures in a row the run
-// stops delivering, e.g. when the SMTP server is down).
+// read-only store outside dry_run (a dry run on one works; without a stored campaign secret its
+// previews carry placeholder tokens); Corruption for an unreadable recorded plan; the store's
+// errors. Delivery errors do not fail the run: the letter stays pending and is counted in
+// letters_failed (after 10 failures in a row the run stops delivering, e.g. when the SMTP
+// server is down).
 Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions& options,
                                    const LetterOptions& letter, const LetterTemplates& templates,
                                    LetterSink* sink, const CampaignHooks& hooks = {});

@@ -26,8 +26,8 @@ namespace affinity {
 // digits and hyphens. (Quoted local parts and address literals are refused, not parsed.)
 bool IsValidEmailAddress(std::string_view address);
 
-// The header-safe form of a free-text value (see the file comment): printable ASCII as is,
-// anything else as RFC 2047 encoded words, each at most 75 characters.
+// The header-safe form of a free-text value (see the file comment): printable ASCII in words of
+// at most 70 characters as is, anything else as RFC 2047 encoded words of 64 characters, folded.
 std::string EncodeHeaderText(std::string_view text);
 
 // Quoted-printable (RFC 2045 §6.7) of UTF-8 text with CRLF line ends and lines of at most 76
@@ -78,7 +78,9 @@ class LetterSink {
   virtual ~LetterSink() = default;
   // Delivers one letter; OK only once it is accepted (file durable / server said 250).
   // Delivering the same letter twice must be harmless where the medium allows (a file sink
-  // overwrites the same file). IOError (or Unavailable-like IOError) on failure.
+  // overwrites the same file). FailedPrecondition when this letter is refused for good (an SMTP
+  // 5xx reply: unknown recipient, message rejected), IOError for a failure worth retrying
+  // (connection, timeout, 4xx, disk).
   virtual Status Deliver(const OutgoingLetter& letter) = 0;
   // What the sink is, for reports: "eml:DIR" or "smtp:URL" (without credentials).
   virtual std::string Describe() const = 0;
@@ -92,13 +94,14 @@ struct SmtpOptions {
   // smtp://host[:port] (STARTTLS when the server offers it, or always with require_tls) or
   // smtps://host[:port] (TLS from the start).
   std::string url;
-  std::string user;      // empty: no authentication
-  std::string password;  // never logged or reported
-  bool require_tls = false;
+  std::string user;          // empty: no authentication
+  std::string password;      // never logged or reported
+  bool require_tls = false;  // refuse to send unless encrypted (always so with a user)
   int timeout_seconds = 30;  // per message, connect included
 };
 
 // One SMTP connection, reused for every letter (libcurl; reconnects when the server drops it).
+// With a user, TLS is required (the password never goes out in plain text).
 // InvalidArgument (field "smtp") for a URL that is not smtp:// or smtps://. Delivery errors name
 // the server's reply code.
 Result<std::unique_ptr<LetterSink>> OpenSmtp(const SmtpOptions& options);

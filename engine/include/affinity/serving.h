@@ -179,7 +179,8 @@ struct AudienceRequest {
   // The window of the probability, in days; default the calibration's (the snapshot's).
   std::optional<double> horizon_days;
   // Score every live customer instead of gathering candidates (the campaign planner ranks the
-  // whole customer base; linear in the number of customers).
+  // whole customer base; linear in the number of customers). `limit` is then not capped at
+  // ServingOptions::max_audience.
   bool all_customers = false;
   // Keep customers who opted out (the campaign planner counts them in its report; it never
   // writes to them). Default false: the HTTP route never lists them.

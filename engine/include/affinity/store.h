@@ -76,8 +76,9 @@ struct StoreStats {
 
 // ---- The notification ledger (docs/storage.md, "notifications") ----
 
-// Where a letter is in its delivery: recorded before delivery as pending, marked sent after.
-enum class LetterStatus : uint8_t { kPending = 1, kSent = 2 };
+// Where a letter is in its delivery: recorded before delivery as pending, marked sent after, or
+// rejected when the receiving server refused it for good (never retried).
+enum class LetterStatus : uint8_t { kPending = 1, kSent = 2, kRejected = 3 };
 
 // One product a letter tells a customer about.
 struct LetterProduct {
@@ -94,7 +95,7 @@ struct LedgerLetter {
   std::string campaign;  // campaign id (ValidateCampaignId)
   LetterStatus status = LetterStatus::kPending;
   UnixSeconds planned_at = 0;
-  UnixSeconds sent_at = 0;  // 0 while pending
+  UnixSeconds sent_at = 0;  // when it was sent (or rejected); 0 while pending
   std::vector<LetterProduct> products;
 };
 
@@ -107,7 +108,9 @@ struct CampaignRecord {
   nlohmann::json details = nlohmann::json::object();
 };
 
-// InvalidArgument (field "campaign_id") unless `id` is 1-64 characters of [A-Za-z0-9._:-].
+// InvalidArgument (field "campaign_id") unless `id` is 1-64 characters of [A-Za-z0-9._:-],
+// starting and ending with a letter or digit, without two of . _ : - in a row (so it makes a
+// valid Message-ID and file name).
 Status ValidateCampaignId(std::string_view id);
 
 class Store {
@@ -162,10 +165,12 @@ class Store {
   Result<std::optional<CampaignRecord>> GetCampaign(std::string_view id) const;
   // Every stored campaign, in id order.
   Result<std::vector<CampaignRecord>> ListCampaigns() const;
-  // Marks the (customer, campaign) letter sent at `sent_at`, durably (one write). NotFound if
-  // there is no such letter (the customer was forgotten since it was planned); a letter already
-  // sent keeps its first sent_at.
-  Status MarkLetterSent(CustomerId customer, std::string_view campaign, UnixSeconds sent_at);
+  // Marks the (customer, campaign) letter sent at `at` (one write). NotFound if there is no such
+  // letter (the customer was forgotten since it was planned); a letter no longer pending keeps
+  // its status and time.
+  Status MarkLetterSent(CustomerId customer, std::string_view campaign, UnixSeconds at);
+  // Same, for a letter the receiving server refused for good.
+  Status MarkLetterRejected(CustomerId customer, std::string_view campaign, UnixSeconds at);
   // One customer's letters, in campaign-id order (one prefix scan).
   Result<std::vector<LedgerLetter>> CustomerLetters(CustomerId customer) const;
   // Streams every letter in (customer, campaign) order; stops early when `fn` returns false.
@@ -207,11 +212,17 @@ class Store {
   uint32_t customer_id_limit() const;
   uint32_t product_id_limit() const;
 
+  // Whether the store was opened read-only.
+  bool read_only() const;
+
   // Flushes memtables to SST files (used by tools before they exit; not needed for durability).
   Status Flush();
 
  private:
   class Impl;
+  // Moves a pending letter to `status` at `at` (MarkLetterSent, MarkLetterRejected).
+  Status MarkLetter(CustomerId customer, std::string_view campaign, LetterStatus status,
+                    UnixSeconds at);
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
