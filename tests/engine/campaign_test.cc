@@ -171,6 +171,28 @@ TEST_F(CampaignTest, TheRightCustomersGetOneLetterEachAndTheRulesHold) {
   EXPECT_EQ(static_cast<int64_t>(sink.letters.size()), report->letters_planned);
 }
 
+TEST_F(CampaignTest, AStatedInterestIsAReasonForACustomerWithoutPurchases) {
+  // A newcomer who bought nothing but told the shop they like kitchen things.
+  ASSERT_TRUE(engine_->SetInterests("newcomer", {"Home/Kitchen"}).ok());
+  CustomerProfile p;
+  p.email = "newcomer@mail.example";
+  p.name = "Nia Newcomer";
+  ASSERT_TRUE(engine_->UpsertCustomer("newcomer", p).ok());
+  CampaignOptions o = Options();
+  o.products = {"kx"};
+  o.min_probability = 0;  // whatever the model thinks of a customer it knows so little of
+  MemorySink sink;
+  auto report = Run(o, &sink);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  const OutgoingLetter* theirs = nullptr;
+  for (const auto& l : sink.letters) {
+    if (l.recipient == "newcomer@mail.example") theirs = &l;
+  }
+  ASSERT_NE(theirs, nullptr);
+  EXPECT_NE(theirs->message.find("You told us you like Home/Kitchen."), std::string::npos);
+  EXPECT_NE(theirs->message.find("Hello Nia,"), std::string::npos);
+}
+
 TEST_F(CampaignTest, FrequencyCapAndNeverTwiceAcrossCampaigns) {
   MemorySink first;
   auto report = Run(Options(), &first);
