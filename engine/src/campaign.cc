@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "affinity/time_util.h"
+#include "codec.h"
 #include "default_templates.h"
 
 namespace affinity {
@@ -92,13 +93,9 @@ std::string DefaultCampaignId(const CampaignOptions& o) {
   std::string joined;
   for (const auto& id : ids) joined.append(id).push_back('\n');
   if (o.since) joined.append(FormatTimestamp(*o.since).substr(0, 10));
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (char ch : joined) {
-    h ^= static_cast<uint8_t>(ch);
-    h *= 0x100000001b3ULL;
-  }
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(buf, sizeof buf, "%016llx",
+                static_cast<unsigned long long>(codec::Fnv1a64(joined)));
   return std::string("products-") + buf;
 }
 

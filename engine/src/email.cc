@@ -16,30 +16,21 @@
 #include <mutex>
 #include <vector>
 
+#include "codec.h"
+
 namespace affinity {
 namespace {
 
-constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string Base64(std::string_view in, const char* alphabet, bool pad) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= in.size(); i += 3) {
-    const uint32_t v = (uint32_t{static_cast<uint8_t>(in[i])} << 16) |
-                       (uint32_t{static_cast<uint8_t>(in[i + 1])} << 8) |
-                       uint32_t{static_cast<uint8_t>(in[i + 2])};
-    for (int s = 18; s >= 0; s -= 6) out.push_back(alphabet[(v >> s) & 63]);
-  }
-  const size_t rest = in.size() - i;
-  if (rest > 0) {
-    uint32_t v = uint32_t{static_cast<uint8_t>(in[i])} << 16;
-    if (rest == 2) v |= uint32_t{static_cast<uint8_t>(in[i + 1])} << 8;
-    out.push_back(alphabet[(v >> 18) & 63]);
-    out.push_back(alphabet[(v >> 12) & 63]);
-    if (rest == 2) out.push_back(alphabet[(v >> 6) & 63]);
-    if (pad) out.append(rest == 1 ? "==" : "=");
+// Base64 (RFC 4648) through OpenSSL; `url`: the URL-safe alphabet without padding.
+std::string Base64(std::string_view in, bool url = false) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  if (url) {
+    for (char& ch : out) ch = ch == '+' ? '-' : (ch == '/' ? '_' : ch);
+    while (!out.empty() && out.back() == '=') out.pop_back();
   }
   return out;
 }
@@ -78,7 +69,7 @@ std::string EncodedWords(std::string_view text) {
     }
     if (!out.empty()) out.append("\r\n ");
     out.append("=?UTF-8?B?");
-    out.append(Base64(text.substr(start, end - start), kBase64, true));
+    out.append(Base64(text.substr(start, end - start)));
     out.append("?=");
     start = end;
   }
@@ -141,22 +132,6 @@ bool IsHeaderSafeToken(std::string_view value) {
   return !value.empty() && std::all_of(value.begin(), value.end(), [](char ch) {
     return IsPrintableAscii(ch) && ch != ' ' && ch != '<' && ch != '>';
   });
-}
-
-std::string Hex64(uint64_t v) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, v >>= 4) out[static_cast<size_t>(i)] = kHex[v & 15];
-  return out;
-}
-
-uint64_t Fnv1a(std::string_view data) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (char ch : data) {
-    h ^= static_cast<uint8_t>(ch);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
 }
 
 }  // namespace
@@ -278,7 +253,10 @@ Result<std::string> BuildMimeMessage(const EmailMessage& m) {
         "unsubscribe_url");
   }
   // "=_" cannot occur in quoted-printable text, so the boundary never appears in a part.
-  const std::string boundary = "=_affinity_" + Hex64(Fnv1a(m.message_id));
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx",
+                static_cast<unsigned long long>(codec::Fnv1a64(m.message_id)));
+  const std::string boundary = std::string("=_affinity_") + hash;
   std::string out;
   out.reserve(m.text.size() + m.html.size() + 1024);
   auto header = [&](std::string_view name, const std::string& value) {
@@ -317,7 +295,7 @@ std::string UnsubscribeToken(std::string_view secret, std::string_view customer)
   unsigned int length = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac.data(), &length);
-  return Base64(std::string_view(reinterpret_cast<const char*>(mac.data()), 16), kBase64Url, false);
+  return Base64(std::string_view(reinterpret_cast<const char*>(mac.data()), 16), /*url=*/true);
 }
 
 bool VerifyUnsubscribeToken(std::string_view secret, std::string_view customer,
