@@ -117,23 +117,35 @@ double ScoreScale(const RowMajorMatrixXf& customers, const RowMajorMatrixXf& pro
 void AudienceFeatures(float scaled_model_score, const PurchaseProfile& profile,
                       const ProductKeys& keys, std::span<float, kAudienceFeatures> out) {
   auto count = [](const std::unordered_map<std::string, int32_t>& m, const std::string& key) {
-    if (key.empty()) return 0.0;
+    if (key.empty()) return int32_t{0};
     auto it = m.find(key);
-    return it == m.end() ? 0.0 : static_cast<double>(it->second);
+    return it == m.end() ? int32_t{0} : it->second;
   };
-  double words = 0;
-  for (const auto& w : keys.words) words += count(profile.words, w);
-  if (!keys.words.empty()) words /= static_cast<double>(keys.words.size());
-  double tags = 0;
-  for (const auto& t : keys.tags) tags += count(profile.tags, t);
+  KeyCounts c;
+  c.products = profile.products;
+  c.category = count(profile.categories, keys.category);
+  c.parent = count(profile.categories, keys.parent);
+  c.department = count(profile.categories, keys.department);
+  for (const auto& w : keys.words) c.words += count(profile.words, w);
+  for (const auto& t : keys.tags) c.tags += count(profile.tags, t);
+  c.recent = profile.recent_purchases;
+  AudienceFeatures(scaled_model_score, c, keys, out);
+}
+
+void AudienceFeatures(float scaled_model_score, const KeyCounts& c, const ProductKeys& keys,
+                      std::span<float, kAudienceFeatures> out) {
+  auto level = [](const std::string& key, int32_t n) {
+    return key.empty() ? 0.0 : static_cast<double>(n);
+  };
+  const double words = keys.words.empty() ? 0.0 : c.words / static_cast<double>(keys.words.size());
   out[0] = scaled_model_score;
-  out[1] = static_cast<float>(std::log1p(profile.products));
-  out[2] = static_cast<float>(std::log1p(count(profile.categories, keys.category)));
-  out[3] = static_cast<float>(std::log1p(count(profile.categories, keys.parent)));
-  out[4] = static_cast<float>(std::log1p(count(profile.categories, keys.department)));
+  out[1] = static_cast<float>(std::log1p(c.products));
+  out[2] = static_cast<float>(std::log1p(level(keys.category, c.category)));
+  out[3] = static_cast<float>(std::log1p(level(keys.parent, c.parent)));
+  out[4] = static_cast<float>(std::log1p(level(keys.department, c.department)));
   out[5] = static_cast<float>(std::log1p(words));
-  out[6] = static_cast<float>(std::log1p(tags));
-  out[7] = static_cast<float>(std::log1p(profile.recent_purchases));
+  out[6] = static_cast<float>(std::log1p(c.tags));
+  out[7] = static_cast<float>(std::log1p(c.recent));
 }
 
 ItemAttributes ToItemAttributes(const ProductAttributes& a) {

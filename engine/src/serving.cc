@@ -107,6 +107,8 @@ struct ServingEngine::Model {
   IalsOptions ials;
   InteractionOptions weighting;  // how training weighted purchases (decay, reference time)
   RowMajorMatrixXf unit_items;   // item factors scaled to unit length (cosine)
+  // Whether each item / customer row is non-zero (has a vector), for the audience's hot loops.
+  std::vector<uint8_t> has_item, has_user;
   std::unique_ptr<FoldInSolver> solver;
   // Item rows against the fixed customer factors: new products from their buyers.
   std::unique_ptr<FoldInSolver> item_solver;
@@ -411,9 +413,17 @@ Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
   model->item_solver =
       std::make_unique<FoldInSolver>(model->ials, &s.user_factors, Eigen::VectorXf());
   model->unit_items = s.item_factors;
+  model->has_item.assign(static_cast<size_t>(model->unit_items.rows()), 0);
   for (Eigen::Index i = 0; i < model->unit_items.rows(); ++i) {
     const float norm = model->unit_items.row(i).norm();
-    if (norm > 0) model->unit_items.row(i) /= norm;
+    if (norm > 0) {
+      model->unit_items.row(i) /= norm;
+      model->has_item[static_cast<size_t>(i)] = 1;
+    }
+  }
+  model->has_user.assign(static_cast<size_t>(s.user_factors.rows()), 0);
+  for (Eigen::Index u = 0; u < s.user_factors.rows(); ++u) {
+    model->has_user[static_cast<size_t>(u)] = s.user_factors.row(u).squaredNorm() > 0;
   }
   {
     std::shared_lock lock(caches_->mu);
@@ -1007,14 +1017,22 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     if (auto it = fresh.find(customer); it != fresh.end()) {
       return std::isnan(it->second.second) ? 0.0f : it->second.second;
     }
-    if (NonZero(model.users(), customer)) return model.users().row(customer).dot(h_feature);
+    if (customer < model.has_user.size() && model.has_user[customer]) {
+      return model.users().row(customer).dot(h_feature);
+    }
     return 0.0f;
   };
   std::vector<uint32_t> candidates;
-  std::unordered_set<uint32_t> seen;
   {
     std::shared_lock caches_lock(caches_->mu);
     const Caches& c = *caches_;
+    // Customers already taken as candidates (a flag per customer: cheaper than a hash set).
+    std::vector<uint8_t> seen(c.live.size(), 0);
+    auto first_time = [&](uint32_t customer) {
+      if (customer >= seen.size() || seen[customer]) return false;
+      seen[customer] = 1;
+      return true;
+    };
     auto eligible = [&](uint32_t customer) {
       return customer < c.live.size() && c.live[customer] &&
              (request.include_opted_out || !c.opted_out.count(customer)) &&
@@ -1051,14 +1069,14 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         ask *= 4;
       }
       for (const auto& [score, customer] : best.Take()) {
-        if (seen.insert(customer).second) candidates.push_back(customer);
+        if (first_time(customer)) candidates.push_back(customer);
       }
     }  // !all_customers
     if (calibration && !request.all_customers) {
       // Buyers of the product's deepest category, customers who stated an interest covering
       // it, and the most active customers.
       auto add = [&](uint32_t customer, size_t* budget) {
-        if (*budget == 0 || !eligible(customer) || !seen.insert(customer).second) return;
+        if (*budget == 0 || !eligible(customer) || !first_time(customer)) return;
         candidates.push_back(customer);
         --*budget;
       };
@@ -1161,19 +1179,22 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
           }
         }
       }
-      PurchaseProfile profile;
-      profile.products = static_cast<int32_t>(bought.size());
-      for (int l = 0; l < 3; ++l) {
-        if (!levels[l]->empty()) profile.categories[*levels[l]] = counts[l];
-      }
-      for (size_t k = 0; k < words; ++k) profile.words[keys.words[k]] = counts[3 + k];
-      for (size_t k = 0; k < tags; ++k) profile.tags[keys.tags[k]] = counts[27 + k];
+      KeyCounts counts_of_keys;
+      counts_of_keys.products = static_cast<int32_t>(bought.size());
+      counts_of_keys.category = counts[0];
+      counts_of_keys.parent = counts[1];
+      counts_of_keys.department = counts[2];
+      for (size_t k = 0; k < words; ++k) counts_of_keys.words += counts[3 + k];
+      for (size_t k = 0; k < tags; ++k) counts_of_keys.tags += counts[27 + k];
       if (customer < c.purchase_times.size()) {
+        // The recent purchases are the last ones (ascending times): count back from the end,
+        // touching a cache line or two where a binary search would touch ~log2(n).
         const auto& times = c.purchase_times[customer];
-        profile.recent_purchases = static_cast<int32_t>(
-            times.end() - std::lower_bound(times.begin(), times.end(), recent_from));
+        auto it = times.end();
+        while (it != times.begin() && *(it - 1) >= recent_from) --it;
+        counts_of_keys.recent = static_cast<int32_t>(times.end() - it);
       }
-      AudienceFeatures(raw * inv_scale, profile, keys, x);
+      AudienceFeatures(raw * inv_scale, counts_of_keys, keys, x);
       for (size_t j = 0; j < kAudienceFeatures; ++j) xd[j] = x[j];
       s.score = static_cast<float>(calibration->Logit(xd));
       s.probability = calibration->Probability(xd, result.horizon_days);
@@ -1196,13 +1217,23 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   } else {
     std::sort(scored.begin(), scored.end(), better);
   }
+  // When the listed customers bought more products than a quarter of the catalog (counting
+  // repeats across customers), one product-by-product pass (a GEMV) gives every cosine at once.
+  size_t bought_total = 0;
+  for (const Scored& s : scored) {
+    if (s.kind.empty() && s.customer < c.bought.size()) bought_total += c.bought[s.customer].size();
+  }
+  Eigen::VectorXf cosines;
+  if (bought_total * 4 > static_cast<size_t>(model.unit_items.rows())) {
+    cosines = model.unit_items * unit_h;
+  }
   for (Scored& s : scored) {
     if (!s.kind.empty() || s.customer >= c.bought.size()) continue;
     float best = -2;
     int64_t closest = -1;
     for (uint32_t p : c.bought[s.customer]) {
-      if (!NonZero(model.unit_items, p)) continue;
-      const float cosine = model.unit_items.row(p).dot(unit_h);
+      if (p >= model.has_item.size() || !model.has_item[p]) continue;
+      const float cosine = cosines.size() > 0 ? cosines[p] : model.unit_items.row(p).dot(unit_h);
       if (cosine > best) {
         best = cosine;
         closest = p;

@@ -121,6 +121,26 @@ TEST(AudienceFeatures, CountsWhatTheCustomerBoughtByAttribute) {
   EXPECT_FLOAT_EQ(x[6], std::log1p(2.0f));  // two products of the same maker
   EXPECT_FLOAT_EQ(x[7], std::log1p(4.0f));
   ASSERT_EQ(kAudienceFeatures, 8u);
+
+  // The counts serving takes from its caches give the same features.
+  KeyCounts counts;
+  counts.products = 4;
+  counts.category = 2;
+  counts.parent = 3;
+  counts.department = 4;
+  counts.words = 0 + 2 + 2;
+  counts.tags = 2;
+  counts.recent = 4;
+  std::array<float, kAudienceFeatures> y{};
+  AudienceFeatures(0.5f, counts, ProductKeys(fresh), y);
+  for (size_t j = 0; j < kAudienceFeatures; ++j) EXPECT_FLOAT_EQ(y[j], x[j]) << j;
+  // A product without a category: the level counts do not count.
+  ItemAttributes bare;
+  bare.title = "Blue enamel mug";
+  AudienceFeatures(0.5f, counts, ProductKeys(bare), y);
+  EXPECT_FLOAT_EQ(y[2], 0.0f);
+  EXPECT_FLOAT_EQ(y[3], 0.0f);
+  EXPECT_FLOAT_EQ(y[4], 0.0f);
 }
 
 TEST(ScoreScale, IsTheRmsScore) {

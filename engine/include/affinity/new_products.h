@@ -106,9 +106,23 @@ struct ProductKeys {
 // there are none). Costs (rows of W + rows of H) · d² flops.
 double ScoreScale(const RowMajorMatrixXf& customers, const RowMajorMatrixXf& products);
 
+// What the features need of a customer's purchases, for one product's keys: their distinct
+// products, how many of those are in the product's category / its parent / its top level, the
+// sum over the product's title words (tags) of how many share that word (tag), and their purchase
+// events in the horizon. Serving counts these straight from its caches.
+struct KeyCounts {
+  int32_t products = 0;
+  int32_t category = 0, parent = 0, department = 0;
+  double words = 0, tags = 0;
+  int32_t recent = 0;
+};
+
 // Writes the kAudienceFeatures features of (customer, product) into `out`.
 void AudienceFeatures(float scaled_model_score, const PurchaseProfile& profile,
                       const ProductKeys& keys, std::span<float, kAudienceFeatures> out);
+// The same from the counts (keys that are empty count 0).
+void AudienceFeatures(float scaled_model_score, const KeyCounts& counts, const ProductKeys& keys,
+                      std::span<float, kAudienceFeatures> out);
 
 struct LaunchStudyOptions {
   UnixSeconds cutoff = 0;
