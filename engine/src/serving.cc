@@ -1038,13 +1038,16 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
              (request.include_opted_out || !c.opted_out.count(customer)) &&
              !(product && c.Bought(*product, customer));
     };
-    if (request.all_customers) {
+    // Every customer is scored when asked, or when the sources would gather most of them anyway
+    // (a small shop, a large limit): no index search, and nobody is missed.
+    const bool everyone = request.all_customers || (calibration && 2 * per_source >= c.live.size());
+    if (everyone) {
       for (uint32_t customer = 0; customer < c.live.size(); ++customer) {
         if (eligible(customer)) candidates.push_back(customer);
       }
     }
     TopK<uint32_t> best(per_source);
-    if (!request.all_customers) {
+    if (!everyone) {
       for (const auto& [customer, scores] : fresh) {
         if (!std::isnan(scores.first) && eligible(customer)) best.Push(scores.first, customer);
       }
@@ -1072,7 +1075,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         if (first_time(customer)) candidates.push_back(customer);
       }
     }  // !all_customers
-    if (calibration && !request.all_customers) {
+    if (calibration && !everyone) {
       // Buyers of the product's deepest category, customers who stated an interest covering
       // it, and the most active customers.
       auto add = [&](uint32_t customer, size_t* budget) {
