@@ -32,11 +32,11 @@
 // Audiences (new_products.h). Candidates are gathered from the customer index (by w_u · h), the
 // buyers of the product's category, customers who stated an interest in it, and the most
 // active customers (or, when those sources would gather half the customers or more, every
-// customer is a candidate); each is scored by the snapshot's calibrated audience model from in-memory
-// caches of what every customer bought and when (the products per customer and the purchase
-// times: 4 + 8 bytes per purchase; no store read per candidate; any purchase counts, where
-// training counts purchases net of returns), a stated interest counting as one purchase in its
-// category. Candidates are ranked by the model's logit and given their probability of buying
+// customer is a candidate); each is scored by the snapshot's calibrated audience model from
+// in-memory caches of what every customer bought and when (the products per customer and the
+// purchase times: 4 + 8 bytes per purchase; no store read per candidate; any purchase counts,
+// where training counts purchases net of returns), a stated interest counting as one purchase in
+// its category. Candidates are ranked by the model's logit and given their probability of buying
 // within the horizon and a reason. The model was calibrated on launches scored against their
 // attribute vectors, so its score feature uses the product's attribute vector whenever the map
 // gives one; the served vector (trained or blended) chooses the index candidates.
