@@ -8,7 +8,8 @@
 // (100k products x 64, 200k customers x 64).
 // Items are searched with customer vectors as queries (recommendations, k = 10); customers with
 // item vectors (audiences, k = 10 and k = 1000). AFFINITY_BENCH_EF_SEARCH sets HNSW's search
-// breadth (default VectorIndexOptions::hnsw_ef_search).
+// breadth (default VectorIndexOptions::hnsw_ef_search), AFFINITY_BENCH_NPROBE the IVF cells
+// scanned per query (default VectorIndexOptions::ivf_nprobe).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -85,6 +86,7 @@ void BM_Search(benchmark::State& state) {
   o.kind = kind;
   o.recall_queries = 0;
   if (const char* ef = std::getenv("AFFINITY_BENCH_EF_SEARCH")) o.hnsw_ef_search = std::atoi(ef);
+  if (const char* nprobe = std::getenv("AFFINITY_BENCH_NPROBE")) o.ivf_nprobe = std::atoi(nprobe);
   auto index = VectorIndex::Build(base, o);
   if (!index.ok()) {
     state.SkipWithError(index.status().ToString().c_str());

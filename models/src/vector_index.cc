@@ -6,8 +6,11 @@
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/DistanceComputer.h>
 #include <faiss/utils/Heap.h>
+#include <immintrin.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -19,9 +22,7 @@
 namespace affinity {
 
 struct VectorIndex::Faiss {
-  std::unique_ptr<faiss::IndexFlat> quantizer;  // IVF's coarse quantizer (owned here)
-  std::unique_ptr<faiss::Index> index;
-  Eigen::VectorXf centroid_norms2;  // IVF: ‖c‖² of each cell's centroid
+  std::unique_ptr<faiss::Index> index;  // HNSW's graph (IVF keeps its cells in VectorIndex)
 };
 
 namespace {
@@ -37,6 +38,102 @@ __attribute__((target_clones("arch=haswell", "default"))) float Dot(const float*
 #pragma omp simd reduction(+ : s)
   for (int i = 0; i < d; ++i) s += a[i] * b[i];
   return s;
+}
+
+float HalfToFloat(uint16_t bits) { return static_cast<float>(std::bit_cast<_Float16>(bits)); }
+
+// Rows of a scan: floats (any stride) or half-precision bits (IEEE binary16, consecutive).
+struct FloatRows {
+  using Element = float;
+  const float* base;
+  size_t stride;
+  const float* Row(size_t i) const { return base + i * stride; }
+  __attribute__((target("avx2,fma,f16c"), always_inline)) static __m256 Load8(const float* p) {
+    return _mm256_loadu_ps(p);
+  }
+  static float At(const float* p, int j) { return p[j]; }
+};
+struct HalfRows {
+  using Element = uint16_t;
+  const uint16_t* base;
+  size_t stride;
+  const uint16_t* Row(size_t i) const { return base + i * stride; }
+  __attribute__((target("avx2,fma,f16c"), always_inline)) static __m256 Load8(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static float At(const uint16_t* p, int j) { return HalfToFloat(p[j]); }
+};
+
+// out[i] = q·row_i for n rows of d values. Four rows at a time with AVX2 FMA (one query load
+// feeds four accumulators; one horizontal reduction for the four), so a scan of an IVF cell or
+// of the exact index runs at memory speed rather than at the cost of one call and one reduction
+// per row.
+template <typename Rows>
+__attribute__((target("avx2,fma,f16c"))) void DotRowsAvx2(const float* q, Rows rows, size_t n,
+                                                          int d, float* out) {
+  using E = typename Rows::Element;
+  const int d8 = d & ~7;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const E* r0 = rows.Row(i);
+    const E* r1 = rows.Row(i + 1);
+    const E* r2 = rows.Row(i + 2);
+    const E* r3 = rows.Row(i + 3);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+           a3 = _mm256_setzero_ps();
+    for (int j = 0; j < d8; j += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + j);
+      a0 = _mm256_fmadd_ps(qv, Rows::Load8(r0 + j), a0);
+      a1 = _mm256_fmadd_ps(qv, Rows::Load8(r1 + j), a1);
+      a2 = _mm256_fmadd_ps(qv, Rows::Load8(r2 + j), a2);
+      a3 = _mm256_fmadd_ps(qv, Rows::Load8(r3 + j), a3);
+    }
+    // [a0 a1 a2 a3] → their four sums: pairwise adds within lanes, then the two 128-bit halves.
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    if (d8 < d) {
+      alignas(16) std::array<float, 4> tail{};
+      for (int j = d8; j < d; ++j) {
+        tail[0] += q[j] * Rows::At(r0, j);
+        tail[1] += q[j] * Rows::At(r1, j);
+        tail[2] += q[j] * Rows::At(r2, j);
+        tail[3] += q[j] * Rows::At(r3, j);
+      }
+      sums = _mm_add_ps(sums, _mm_load_ps(tail.data()));
+    }
+    _mm_storeu_ps(out + i, sums);
+  }
+  for (; i < n; ++i) {
+    float sum = 0;
+    for (int j = 0; j < d; ++j) sum += q[j] * Rows::At(rows.Row(i), j);
+    out[i] = sum;
+  }
+}
+
+// The kernel above where the CPU has AVX2, FMA and F16C (checked once); else a plain loop.
+template <typename Rows>
+void DotRowsAny(const float* q, Rows rows, size_t n, int d, float* out) {
+  static const bool simd = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                           __builtin_cpu_supports("f16c");
+  if (simd) {
+    DotRowsAvx2(q, rows, n, d, out);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    float sum = 0;
+    for (int j = 0; j < d; ++j) sum += q[j] * Rows::At(rows.Row(i), j);
+    out[i] = sum;
+  }
+}
+
+// out[i] = q·row_i for n rows of d floats, row i at base + i·stride.
+void DotRows(const float* q, const float* base, size_t n, size_t stride, int d, float* out) {
+  DotRowsAny(q, FloatRows{base, stride}, n, d, out);
+}
+
+// The same for n consecutive rows of d half-precision floats (bits).
+void DotRowsHalf(const float* q, const uint16_t* base, size_t n, int d, float* out) {
+  DotRowsAny(q, HalfRows{base, static_cast<size_t>(d)}, n, d, out);
 }
 
 // HNSW minimizes distances: the inner product enters negated (as Faiss's own IP search does).
@@ -55,25 +152,39 @@ class NegativeInnerProduct final : public faiss::DistanceComputer {
   int d_;
 };
 
-// The best k of a stream of (score, position): a min-heap on score.
+// The best k of a stream of (score, position). Pushes append to a buffer of up to 2k; a full
+// buffer is cut to its best k (nth_element), which raises the bar a push must clear. Amortized
+// O(1) per push, and a push below the bar is one comparison (NaN scores are dropped). Ties at the
+// bar keep the higher position, as the final order (score, then position, descending) does.
 class Best {
  public:
-  explicit Best(size_t k) : k_(k) { heap_.reserve(k); }
+  explicit Best(size_t k) : k_(std::max<size_t>(k, 1)) { buf_.reserve(2 * k_); }
   void Push(float score, int64_t pos) {
-    if (heap_.size() < k_) {
-      heap_.emplace_back(score, pos);
-      std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
-    } else if (score > heap_.front().first) {
-      std::pop_heap(heap_.begin(), heap_.end(), std::greater<>());
-      heap_.back() = {score, pos};
-      std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
-    }
+    if (!(score >= bar_)) return;  // below the bar, or NaN
+    buf_.emplace_back(score, pos);
+    if (buf_.size() >= 2 * k_) Cut();
   }
-  std::vector<std::pair<float, int64_t>>& items() { return heap_; }
+  // Pushes positions first + i for the n scores in `scores`.
+  void PushAll(const float* scores, size_t n, int64_t first) {
+    for (size_t i = 0; i < n; ++i) Push(scores[i], first + static_cast<int64_t>(i));
+  }
+  // The best k pushed (at most k), in no particular order.
+  std::vector<std::pair<float, int64_t>>& items() {
+    if (buf_.size() > k_) Cut();
+    return buf_;
+  }
 
  private:
+  void Cut() {
+    std::nth_element(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(k_ - 1), buf_.end(),
+                     std::greater<>());
+    buf_.resize(k_);
+    bar_ = buf_.back().first;
+  }
+
   size_t k_;
-  std::vector<std::pair<float, int64_t>> heap_;
+  float bar_ = -std::numeric_limits<float>::infinity();
+  std::vector<std::pair<float, int64_t>> buf_;
 };
 
 // The exact top k of `query` against `vectors` (Eigen GEMV + partial sort), for the recall check.
@@ -178,14 +289,13 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
       // k-means needs at least one row per cell.
       const int64_t cells = std::max<int64_t>(1, std::min<int64_t>(nlist_wanted, n));
       out->nlist_ = cells;
-      out->faiss_->quantizer = std::make_unique<faiss::IndexFlatL2>(d + 1);
-      auto ivf = std::make_unique<faiss::IndexIVFFlat>(out->faiss_->quantizer.get(), d + 1,
-                                                       static_cast<size_t>(cells));
+      faiss::IndexFlatL2 quantizer(d + 1);
+      faiss::IndexIVFFlat ivf(&quantizer, d + 1, static_cast<size_t>(cells));
       // k-means on a sample of at most 64 rows per cell (Faiss's own cap is 256).
       const int64_t sample = std::min<int64_t>(n, 64 * cells);
-      ivf->cp.max_points_per_centroid = 64;
-      ivf->cp.seed = static_cast<int>(options.seed);
-      ivf->verbose = false;
+      ivf.cp.max_points_per_centroid = 64;
+      ivf.cp.seed = static_cast<int>(options.seed);
+      ivf.verbose = false;
       if (n > 0) {
         RowMajorMatrixXf train(sample, d + 1);
         std::vector<int64_t> pick(static_cast<size_t>(n));
@@ -193,17 +303,33 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
         std::mt19937_64 rng(options.seed);
         std::shuffle(pick.begin(), pick.end(), rng);
         for (int64_t i = 0; i < sample; ++i) train.row(i) = augmented.row(pick[i]);
-        ivf->train(sample, train.data());
-        ivf->add(n, augmented.data());
-      }
-      if (n > 0) {
-        const Eigen::Map<const RowMajorMatrixXf> centroids(out->faiss_->quantizer->get_xb(), cells,
-                                                           d + 1);
-        out->faiss_->centroid_norms2 = centroids.rowwise().squaredNorm();
+        ivf.train(sample, train.data());
+        // Each row's cell, from Faiss's quantizer; then the cells as contiguous runs of
+        // half-precision rows (Search scans those, then re-scores its candidates exactly).
+        std::vector<FaissIdx> cell_of(static_cast<size_t>(n));
+        quantizer.assign(n, augmented.data(), cell_of.data());
+        const Eigen::Map<const RowMajorMatrixXf> centroids(quantizer.get_xb(), cells, d + 1);
+        out->centroids_ = centroids.leftCols(d);
+        out->centroid_norms2_ = centroids.rowwise().squaredNorm();
+        out->cell_start_.assign(static_cast<size_t>(cells) + 1, 0);
+        for (FaissIdx c : cell_of) ++out->cell_start_[static_cast<size_t>(c) + 1];
+        for (size_t c = 0; c < static_cast<size_t>(cells); ++c) {
+          out->cell_start_[c + 1] += out->cell_start_[c];
+        }
+        std::vector<int64_t> fill(out->cell_start_.begin(), out->cell_start_.end() - 1);
+        out->cell_pos_.resize(static_cast<size_t>(n));
+        out->cell_codes_.resize(static_cast<size_t>(n * d));
+        for (int64_t i = 0; i < n; ++i) {
+          const auto at = fill[static_cast<size_t>(cell_of[static_cast<size_t>(i)])]++;
+          out->cell_pos_[static_cast<size_t>(at)] = i;
+          for (int j = 0; j < d; ++j) {
+            out->cell_codes_[static_cast<size_t>(at * d + j)] =
+                std::bit_cast<uint16_t>(static_cast<_Float16>(out->vectors_(i, j)));
+          }
+        }
       } else {
         out->nlist_ = 0;
       }
-      out->faiss_->index = std::move(ivf);
     }
   } catch (const std::exception& e) {
     return Status::Internal(std::string("faiss: ") + e.what());
@@ -250,7 +376,13 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
   Best best(static_cast<size_t>(k));
   try {
     if (kind_ == VectorIndexKind::kExact) {
-      for (int64_t i = 0; i < size(); ++i) best.Push(Dot(query, base + i * d, d), i);
+      constexpr int64_t kBlock = 1024;
+      std::array<float, kBlock> scores;
+      for (int64_t first = 0; first < size(); first += kBlock) {
+        const auto n = static_cast<size_t>(std::min<int64_t>(kBlock, size() - first));
+        DotRows(query, base + first * d, n, static_cast<size_t>(d), d, scores.data());
+        best.PushAll(scores.data(), n, first);
+      }
     } else if (kind_ == VectorIndexKind::kHnsw) {
       // Faiss's graph walk with this file's distance kernel, and one visited-table per thread
       // (Faiss's own search allocates one of `size()` bytes per query).
@@ -275,25 +407,34 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
     } else {
       // Cells: the nprobe centroids nearest to q' = [q, 0] in L2, i.e. with the largest
       // q·c - ‖c‖²/2 (the augmented coordinate of q' is 0). Then every row of those cells is
-      // scored by q·x (its first d coordinates).
-      const auto& index = static_cast<const faiss::IndexIVFFlat&>(*faiss_->index);
+      // scored by q·x in half precision, and the best k + margin of those exactly.
       const double cell = static_cast<double>(size()) / static_cast<double>(nlist_);
       const auto nprobe = static_cast<size_t>(std::min<double>(
           static_cast<double>(nlist_),
           std::max<double>(options_.ivf_nprobe,
                            std::ceil(options_.ivf_scan_factor * static_cast<double>(k) / cell))));
-      const float* centroids = faiss_->quantizer->get_xb();
+      thread_local std::vector<float> scores;
+      scores.resize(static_cast<size_t>(nlist_));
+      DotRows(query, centroids_.data(), static_cast<size_t>(nlist_), static_cast<size_t>(d), d,
+              scores.data());
       Best cells(nprobe);
+      const float* norms2 = centroid_norms2_.data();
       for (int64_t c = 0; c < nlist_; ++c) {
-        cells.Push(Dot(query, centroids + c * (d + 1), d) - 0.5f * faiss_->centroid_norms2(c), c);
+        const float v = scores[static_cast<size_t>(c)] - 0.5f * norms2[c];
+        cells.Push(v, c);
       }
+      Best candidates(static_cast<size_t>(k + std::max<int64_t>(16, k / 4)));
       for (const auto& [unused, c] : cells.items()) {
-        const size_t n = index.invlists->list_size(static_cast<size_t>(c));
-        const auto* codes =
-            reinterpret_cast<const float*>(index.invlists->get_codes(static_cast<size_t>(c)));
-        const FaissIdx* ids = index.invlists->get_ids(static_cast<size_t>(c));
-        for (size_t j = 0; j < n; ++j) best.Push(Dot(query, codes + j * (d + 1), d), ids[j]);
+        const int64_t first = cell_start_[static_cast<size_t>(c)];
+        const auto n = static_cast<size_t>(cell_start_[static_cast<size_t>(c) + 1] - first);
+        if (scores.size() < n) scores.resize(n);
+        DotRowsHalf(query, cell_codes_.data() + first * d, n, d, scores.data());
+        for (size_t j = 0; j < n; ++j) {
+          candidates.Push(scores[j], cell_pos_[static_cast<size_t>(first) + j]);
+        }
       }
+      for (const auto& [unused, pos] : candidates.items())
+        best.Push(Dot(query, base + pos * d, d), pos);
     }
   } catch (const std::exception& e) {
     return Status::Internal(std::string("faiss: ") + e.what());

@@ -14,6 +14,7 @@
 
 #include "affinity/email.h"
 #include "affinity/time_util.h"
+#include "json_writer.h"
 #include "metrics.h"
 
 namespace affinity {
@@ -202,6 +203,43 @@ void SendStatus(httplib::Response& res, const Status& s) {
 void SendJson(httplib::Response& res, const json& body, int status = 200) {
   res.status = status;
   res.set_content(Dump(body), "application/json");
+}
+
+// A JSON document already written (JsonWriter).
+void SendText(httplib::Response& res, std::string body, int status = 200) {
+  res.status = status;
+  res.set_content(std::move(body), "application/json");
+}
+
+// AudienceResultJson's document, written directly (an audience may list thousands), with the
+// product's id when the request named one.
+std::string AudienceText(const AudienceResult& r, const std::optional<std::string>& product) {
+  server::JsonWriter w;
+  w.BeginObject();
+  if (product) w.Key("product").String(*product);
+  w.Key("model_version").Int(r.model_version).Key("product_vector").String(r.product_vector);
+  w.Key("calibrated").Bool(r.calibrated).Key("horizon_days");
+  r.calibrated ? w.Number(r.horizon_days) : w.Null();
+  w.Key("expected_buyers").Number(r.expected_buyers).Key("candidates").Int(r.candidates);
+  w.Key("customers").BeginArray();
+  for (const AudienceMember& m : r.customers) {
+    w.BeginObject().Key("customer").String(m.customer).Key("score").Number(m.score);
+    w.Key("probability");
+    m.probability ? w.Number(*m.probability) : w.Null();
+    w.Key("reason");
+    if (m.reason_kind == "purchased") {
+      w.BeginObject().Key("kind").String("purchased").Key("product").String(m.reason);
+      w.Key("text").String("because you bought " + m.reason).EndObject();
+    } else if (m.reason_kind == "stated_interest") {
+      w.BeginObject().Key("kind").String("stated_interest").Key("category").String(m.reason);
+      w.Key("text").String("you told us you like " + m.reason).EndObject();
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return w.Take();
 }
 
 // Valid UTF-8 without control characters, at most `max_bytes` long.
@@ -835,20 +873,23 @@ class HttpServer::Impl {
           }
           auto result = engine_->Recommend(r);
           if (!result.ok()) return SendStatus(res, result.status());
-          json items = json::array();
+          server::JsonWriter w;
+          w.BeginObject().Key("customer").String(r.customer);
+          w.Key("model_version").Int(result->model_version).Key("source").String(result->source);
+          w.Key("items").BeginArray();
           for (const auto& item : result->items) {
-            json j = {{"product", item.product}, {"score", item.score}};
-            j["reason"] = item.because.empty()
-                              ? json(nullptr)
-                              : json{{"kind", "purchased"},
-                                     {"product", item.because},
-                                     {"text", "because you bought " + item.because}};
-            items.push_back(std::move(j));
+            w.BeginObject().Key("product").String(item.product).Key("score").Number(item.score);
+            w.Key("reason");
+            if (item.because.empty()) {
+              w.Null();
+            } else {
+              w.BeginObject().Key("kind").String("purchased").Key("product").String(item.because);
+              w.Key("text").String("because you bought " + item.because).EndObject();
+            }
+            w.EndObject();
           }
-          SendJson(res, {{"customer", r.customer},
-                         {"model_version", result->model_version},
-                         {"source", result->source},
-                         {"items", items}});
+          w.EndArray().EndObject();
+          SendText(res, w.Take());
         });
     Add("GET", R"(/v1/products/([^/]+)/similar)", "similar", Access::kRead,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
@@ -857,12 +898,15 @@ class HttpServer::Impl {
           int64_t version = 0;
           auto result = engine_->Similar(req.matches[1].str(), *k, &version);
           if (!result.ok()) return SendStatus(res, result.status());
-          json items = json::array();
-          for (const auto& s : *result)
-            items.push_back({{"product", s.product}, {"score", s.score}});
-          SendJson(
-              res,
-              {{"product", req.matches[1].str()}, {"model_version", version}, {"items", items}});
+          server::JsonWriter w;
+          w.BeginObject().Key("product").String(req.matches[1].str());
+          w.Key("model_version").Int(version).Key("items").BeginArray();
+          for (const auto& s : *result) {
+            w.BeginObject().Key("product").String(s.product).Key("score").Number(s.score);
+            w.EndObject();
+          }
+          w.EndArray().EndObject();
+          SendText(res, w.Take());
         });
     Add("GET", R"(/v1/products/([^/]+)/audience)", "audience", Access::kRead,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
@@ -886,9 +930,7 @@ class HttpServer::Impl {
           }
           auto result = engine_->Audience(r);
           if (!result.ok()) return SendStatus(res, result.status());
-          json j = AudienceResultJson(*result);
-          j["product"] = r.product;
-          SendJson(res, j);
+          SendText(res, AudienceText(*result, r.product));
         });
     Add("POST", "/v1/audience", "audience_what_if", Access::kRead,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
@@ -927,7 +969,7 @@ class HttpServer::Impl {
           r.horizon_days = horizon;
           auto result = engine_->Audience(r);
           if (!result.ok()) return SendStatus(res, result.status());
-          SendJson(res, AudienceResultJson(*result));
+          SendText(res, AudienceText(*result, std::nullopt));
         });
     Add("GET", R"(/v1/customers/([^/]+)/interests)", "interests_get", Access::kRead,
         [this](const httplib::Request& req, httplib::Response& res, Role) {

@@ -163,7 +163,10 @@ Command RegisterServe(CLI::App& app) {
                   "auto: exact product search up to this many products")
       ->capture_default_str();
   sub->add_option("--hnsw-ef-search", f->serving.item_index.hnsw_ef_search,
-                  "HNSW search breadth (recall vs speed)")
+                  "HNSW search breadth, with --item-index hnsw (recall vs speed)")
+      ->capture_default_str();
+  sub->add_option("--item-ivf-nprobe", f->serving.item_index.ivf_nprobe,
+                  "IVF cells scanned per product query (recall vs speed)")
       ->capture_default_str();
   sub->add_option("--customer-index", f->customer_index, "Customer index: auto, exact, hnsw or ivf")
       ->capture_default_str();

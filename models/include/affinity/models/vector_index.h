@@ -5,14 +5,17 @@
 //   exact  Faiss IndexFlatIP: every vector scored, results exact. Cost per query n·d flops.
 //   hnsw   Faiss IndexHNSWFlat on inner-product similarity (graph search); per-query cost
 //          ~ ef_search·M·d flops. Good for k up to a few hundred.
-//   ivf    Faiss IndexIVFFlat (k-means cells, nprobe of nlist cells scanned per query); serves a
-//          large k (an audience of thousands) in one pass. k-means cells follow L2 distance, not
-//          the inner product, so the rows are indexed after the MIPS-to-NN reduction of
-//          Bachrach et al. (2014): row x becomes [x, sqrt(M² - ‖x‖²)] with M the largest row
-//          norm and a query q becomes [q, 0], so ‖q' - x'‖² = ‖q‖² + M² - 2 q·x and the nearest
-//          row is the one with the largest q·x.
+//   ivf    k-means cells (Faiss's IVF training and assignment), nprobe of nlist cells scanned
+//          per query; serves a large k (an audience of thousands) in one pass. k-means cells
+//          follow L2 distance, not the inner product, so the rows are clustered after the
+//          MIPS-to-NN reduction of Bachrach et al. (2014): row x becomes [x, sqrt(M² - ‖x‖²)]
+//          with M the largest row norm and a query q becomes [q, 0], so ‖q' - x'‖² = ‖q‖² + M² -
+//          2 q·x and the nearest row is the one with the largest q·x. Each cell's rows are kept
+//          contiguous in half precision (half the memory traffic of a scan, which is what a
+//          query waits on); the best k + max(16, k/4) of the scan are re-scored in float.
 // Candidates of every kind are re-scored exactly (q·x from the original rows) before they are
-// returned. (Measured choices: benchmarks/bench_search.cc; README "Serving".)
+// returned. Scans use an AVX2/FMA/F16C kernel chosen at run time (four rows per pass), with a
+// portable fallback. (Measured choices: benchmarks/bench_search.cc; README "Serving".)
 //
 // Rows that are entirely zero (customers or products the model has not learned) are not indexed.
 // Build measures recall@10 of an approximate index against exact search on sample queries.
@@ -101,7 +104,16 @@ class VectorIndex {
   std::vector<int64_t> rows_;  // index position -> row of the original matrix
   RowMajorMatrixXf vectors_;   // the indexed rows, for exact re-scoring
   VectorIndexOptions options_;
-  int64_t nlist_ = 1;  // IVF cells
+  // IVF: nlist_ cells. Cell c holds the positions cell_pos_[cell_start_[c] .. cell_start_[c+1])
+  // and, in the same order, their rows in half precision (IEEE binary16 bits, d per row) in
+  // cell_codes_; centroids_ are the cells' k-means centres (first d coordinates) and
+  // centroid_norms2_ their squared norms with the augmented coordinate.
+  int64_t nlist_ = 1;
+  RowMajorMatrixXf centroids_;
+  Eigen::VectorXf centroid_norms2_;
+  std::vector<int64_t> cell_start_;
+  std::vector<int64_t> cell_pos_;
+  std::vector<uint16_t> cell_codes_;
   double recall_at_10_ = 1;
   double build_seconds_ = 0;
 };

@@ -1,0 +1,69 @@
+#include "json_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace affinity::server {
+namespace {
+
+using nlohmann::json;
+
+// What the writer produces parses back (nlohmann, strict) to the values written: nesting and
+// commas, every escape, non-ASCII text, numbers at full precision, null for non-finite ones.
+TEST(JsonWriter, WritesDocumentsThatParseBackToTheValues) {
+  const std::string tricky = std::string("quote \" backslash \\ newline \n tab \t nul ") + '\0' +
+                             " bell \x07 del \x7f café 😀";
+  const float score = 0.1f;
+  const double probability = 1.0 / 3.0;
+  JsonWriter w;
+  w.BeginObject().Key("name").String(tricky).Key("n").Int(-42).Key("big").Int(INT64_MAX);
+  w.Key("score").Number(score).Key("p").Number(probability);
+  w.Key("nan").Number(std::numeric_limits<double>::quiet_NaN());
+  w.Key("inf").Number(std::numeric_limits<float>::infinity());
+  w.Key("yes").Bool(true).Key("none").Null().Key("list").BeginArray();
+  w.BeginObject().Key("a").Int(1).EndObject().BeginObject().EndObject().BeginArray().EndArray();
+  w.String("x").EndArray().Key("after").String("").EndObject();
+  const std::string text = w.Take();
+  const json j = json::parse(text);  // throws on malformed JSON
+  EXPECT_EQ(j["name"], tricky);
+  EXPECT_EQ(j["n"], -42);
+  EXPECT_EQ(j["big"], INT64_MAX);
+  EXPECT_EQ(j["score"].get<float>(), score);  // the float round-trips exactly
+  EXPECT_EQ(j["p"].get<double>(), probability);
+  EXPECT_TRUE(j["nan"].is_null());
+  EXPECT_TRUE(j["inf"].is_null());
+  EXPECT_EQ(j["yes"], true);
+  EXPECT_TRUE(j["none"].is_null());
+  ASSERT_EQ(j["list"].size(), 4u);
+  EXPECT_EQ(j["list"][0]["a"], 1);
+  EXPECT_TRUE(j["list"][1].is_object() && j["list"][1].empty());
+  EXPECT_TRUE(j["list"][2].is_array() && j["list"][2].empty());
+  EXPECT_EQ(j["list"][3], "x");
+  EXPECT_EQ(j["after"], "");
+  // Control characters are escaped, never written raw.
+  for (char c : text) EXPECT_GE(static_cast<unsigned char>(c), 0x20) << text;
+  EXPECT_NE(text.find("\\u0000"), std::string::npos);
+  EXPECT_NE(text.find("\\u0007"), std::string::npos);
+  EXPECT_EQ(std::string(JsonWriter().Number(0.1f).Take()), "0.1");  // shortest form
+}
+
+// Bytes that are not UTF-8 (a lone continuation byte, a truncated sequence, an overlong form, a
+// surrogate) become U+FFFD, so the document stays valid.
+TEST(JsonWriter, ReplacesInvalidUtf8) {
+  for (const std::string& bad : {std::string("a\x80z"), std::string("ab\xe2\x82"),
+                                 std::string("\xc0\xaf"), std::string("\xed\xa0\x80")}) {
+    JsonWriter w;
+    w.BeginArray().String(bad).EndArray();
+    const std::string text = w.Take();
+    const json j = json::parse(text);
+    const std::string back = j[0];
+    EXPECT_NE(back.find("\xef\xbf\xbd"), std::string::npos) << text;
+  }
+}
+
+}  // namespace
+}  // namespace affinity::server
