@@ -8,7 +8,8 @@
 # against each route over keep-alive connections on loopback: /healthz first (the bare HTTP
 # path), then recommendations (k=10), similar (k=10), audience (limit=1000) and POST /v1/events
 # (batches of 100). Prints one Markdown table row per route: req/s, p50, p99, non-2xx.
-# Knobs: CONNECTIONS (32), DURATION (20s), WRK_THREADS (2).
+# Knobs: CONNECTIONS (32), DURATION (20s), WARMUP (5s, unrecorded, before each route),
+# WRK_THREADS (2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/affinity-load}
@@ -16,6 +17,7 @@ customers=${2:-1000000}
 products=${3:-100000}
 connections=${CONNECTIONS:-32}
 duration=${DURATION:-20s}
+warmup=${WARMUP:-5s}
 threads=${WRK_THREADS:-2}
 port=${PORT:-18090}
 key=load-bench-key-0123456789
@@ -41,6 +43,10 @@ echo
 echo "| route | req/s | p50 ms | p99 ms | non-2xx |"
 echo "|---|---|---|---|---|"
 for route in healthz recommendations similar audience events; do
+  # Unrecorded warm-up: the first seconds after start fault in pages and fill caches.
+  ROUTE=$route CUSTOMERS=$customers PRODUCTS=$products API_KEY=$key \
+    wrk -t"$threads" -c"$connections" -d"$warmup" -s benchmarks/wrk/route.lua \
+    "http://127.0.0.1:$port" >/dev/null 2>&1
   out=$(ROUTE=$route CUSTOMERS=$customers PRODUCTS=$products API_KEY=$key \
     wrk -t"$threads" -c"$connections" -d"$duration" --latency -s benchmarks/wrk/route.lua \
     "http://127.0.0.1:$port" 2>"$work/wrk-$route.err")

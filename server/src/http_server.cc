@@ -41,6 +41,58 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 
 thread_local bool tl_shed = false;  // the connection on this thread is being refused (503)
 
+// A counting semaphore whose waiters are admitted in arrival order (each waits on its own
+// condition variable, so a release wakes exactly the next one).
+class FifoGate {
+ public:
+  explicit FifoGate(int slots) : free_(slots) {}
+
+  // Holds a slot for its lifetime.
+  class Slot {
+   public:
+    explicit Slot(FifoGate* gate) : gate_(gate) { gate_->Acquire(); }
+    ~Slot() { gate_->Release(); }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+
+   private:
+    FifoGate* gate_;
+  };
+
+ private:
+  struct Waiter {
+    std::condition_variable cv;
+    bool admitted = false;
+  };
+
+  void Acquire() {
+    std::unique_lock lock(mu_);
+    if (free_ > 0 && waiters_.empty()) {
+      --free_;
+      return;
+    }
+    Waiter me;
+    waiters_.push_back(&me);
+    me.cv.wait(lock, [&] { return me.admitted; });  // the releaser passed its slot on
+  }
+
+  void Release() {
+    std::lock_guard lock(mu_);
+    if (waiters_.empty()) {
+      ++free_;
+      return;
+    }
+    Waiter* next = waiters_.front();
+    waiters_.pop_front();
+    next->admitted = true;
+    next->cv.notify_one();
+  }
+
+  std::mutex mu_;
+  int free_;
+  std::deque<Waiter*> waiters_;
+};
+
 // cpp-httplib's TaskQueue with a bounded queue: a connection arriving when `max_queued` are
 // already waiting is handed to a single reject thread, which answers 503 and closes it.
 class BoundedPool final : public httplib::TaskQueue {
@@ -589,6 +641,9 @@ Status HttpServerOptions::Validate() const {
     return Status::InvalidArgument("keep_alive_max_count must be >= 1", "keep_alive_max_count");
   }
   if (max_batch < 1) return Status::InvalidArgument("max_batch must be >= 1", "max_batch");
+  if (audience_slots < 0) {
+    return Status::InvalidArgument("audience_slots must be >= 0", "audience_slots");
+  }
   return Status::Ok();
 }
 
@@ -928,7 +983,10 @@ class HttpServer::Impl {
             if (std::string_view(name) == "min_probability") r.min_probability = v;
             if (std::string_view(name) == "horizon_days") r.horizon_days = v;
           }
-          auto result = engine_->Audience(r);
+          auto result = [&] {
+            FifoGate::Slot slot(&audience_gate_);
+            return engine_->Audience(r);
+          }();
           if (!result.ok()) return SendStatus(res, result.status());
           SendText(res, AudienceText(*result, r.product));
         });
@@ -967,7 +1025,10 @@ class HttpServer::Impl {
           }
           r.min_probability = min_probability;
           r.horizon_days = horizon;
-          auto result = engine_->Audience(r);
+          auto result = [&] {
+            FifoGate::Slot slot(&audience_gate_);
+            return engine_->Audience(r);
+          }();
           if (!result.ok()) return SendStatus(res, result.status());
           SendText(res, AudienceText(*result, std::nullopt));
         });
@@ -1176,6 +1237,10 @@ class HttpServer::Impl {
   int port_ = -1;
   std::atomic<int64_t> shed_{0};
   std::vector<std::unique_ptr<server::RouteMetrics>> routes_;
+  FifoGate audience_gate_{
+      options_.audience_slots > 0
+          ? options_.audience_slots
+          : 2 * static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))};
 };
 
 HttpServer::HttpServer(ServingEngine* engine, HttpServerOptions options)

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -724,6 +725,33 @@ TEST(ApiKeyFile, RolesCommentsAndErrors) {
   auto short_key = ReadApiKeyFile(dir.Write("k3", "\nshort\n"));
   EXPECT_NE(short_key.status().message().find(":2:"), std::string::npos);
   EXPECT_EQ(ReadApiKeyFile(dir.Sub("missing")).status().code(), StatusCode::kIOError);
+}
+
+// With one audience slot, concurrent audiences queue for it (in arrival order) and every one is
+// answered in full, the same as alone; a negative slot count is refused.
+TEST_F(HttpServerTest, AudiencesQueueForTheirSlots) {
+  HttpServerOptions o;
+  o.audience_slots = -1;
+  EXPECT_EQ(o.Validate().field(), "audience_slots");
+  o.audience_slots = 1;
+  Start(o);
+  const std::string alone = Client().Get("/v1/products/r02/audience?limit=50")->body;
+  ASSERT_FALSE(Body(Client().Get("/v1/products/r02/audience?limit=50"))["customers"].empty());
+  constexpr int kClients = 8;
+  std::vector<std::future<std::vector<std::string>>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::async(std::launch::async, [this] {
+      std::vector<std::string> bodies;
+      for (int round = 0; round < 5; ++round) {
+        auto r = Client().Get("/v1/products/r02/audience?limit=50");
+        bodies.push_back(r ? std::to_string(r->status) + " " + r->body : "no answer");
+      }
+      return bodies;
+    }));
+  }
+  for (auto& client : clients) {
+    for (const std::string& body : client.get()) EXPECT_EQ(body, "200 " + alone);
+  }
 }
 
 }  // namespace

@@ -155,6 +155,9 @@ Command RegisterServe(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--max-batch", f->http.max_batch, "Largest POST /v1/events batch")
       ->capture_default_str();
+  sub->add_option("--audience-slots", f->http.audience_slots,
+                  "Audiences computed at once, the rest wait in order (0: twice the cores)")
+      ->capture_default_str();
   sub->add_option("--keep-alive-timeout", f->http.keep_alive_timeout_s, "Idle keep-alive seconds")
       ->capture_default_str();
   sub->add_option("--item-index", f->item_index, "Product index: auto, exact, hnsw or ivf")

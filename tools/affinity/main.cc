@@ -10,6 +10,16 @@
 #define AFFINITY_VERSION "0.0.0"
 #endif
 
+// jemalloc's options (read at start-up; MALLOC_CONF in the environment adds to them): back its
+// memory with transparent huge pages where the kernel allows them (`madvise` mode included).
+// The server's working set is a few large arrays read at random (customer and product vectors,
+// index cells, per-customer purchase lists): with 4 KiB pages nearly every such read also misses
+// the TLB. Measured on the 1M-customer load benchmark: audiences 560-690 -> 830-880 req/s.
+extern "C" {
+// NOLINTNEXTLINE: the name and type jemalloc looks up.
+const char* malloc_conf = "thp:always,metadata_thp:auto";
+}
+
 namespace affinity::cli {
 
 int Fail(const Status& status) {
