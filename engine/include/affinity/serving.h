@@ -74,11 +74,11 @@ namespace affinity {
 
 struct ServingOptions {
   // Products, for recommendations and similar products. Default: exact up to 20k products (a
-  // scan of 20k rows at 64 factors takes ~0.14 ms), IVF above: on iALS factors (Gowalla, 41k
-  // products) it matched HNSW's recall@10 at a lower cost per query (0.996 in 8.7 µs at 8 cells,
-  // 0.998 in 12.6 µs at 16, against 0.992 in 10.3 µs), and on the clustered synthetic catalog
+  // scan of 20k rows at 64 factors takes ~0.1 ms), IVF above: on the clustered synthetic catalog
   // of the load benchmark (100k products) it kept recall@10 0.999 where HNSW fell to 0.94 at
-  // twice the time; it also builds 3-4 times faster (benchmarks/bench_search.cc).
+  // 1.7 times the cost per query; on Gowalla's iALS factors the two are close (IVF 0.998 in
+  // 11.5 µs, HNSW 0.995 in 9.6 µs); IVF builds 3-4 times faster (README "Serving",
+  // benchmarks/bench_search.cc).
   VectorIndexOptions item_index = [] {
     VectorIndexOptions o;
     o.exact_limit = 20'000;
