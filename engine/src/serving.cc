@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "affinity/interactions.h"
+#include "affinity/json_writer.h"
 #include "affinity/models/ials.h"
 #include "affinity/new_products.h"
 #include "affinity/snapshot.h"
@@ -1306,31 +1307,37 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   return result;
 }
 
-nlohmann::json AudienceResultJson(const AudienceResult& r) {
-  nlohmann::json customers = nlohmann::json::array();
+std::string AudienceResultJsonText(const AudienceResult& r, const std::string* product) {
+  JsonWriter w;
+  w.BeginObject();
+  if (product) w.Key("product").String(*product);
+  w.Key("model_version").Int(r.model_version).Key("product_vector").String(r.product_vector);
+  w.Key("calibrated").Bool(r.calibrated).Key("horizon_days");
+  r.calibrated ? w.Number(r.horizon_days) : w.Null();
+  w.Key("expected_buyers").Number(r.expected_buyers).Key("candidates").Int(r.candidates);
+  w.Key("customers").BeginArray();
   for (const AudienceMember& m : r.customers) {
-    nlohmann::json reason = nullptr;
+    w.BeginObject().Key("customer").String(m.customer).Key("score").Number(m.score);
+    w.Key("probability");
+    m.probability ? w.Number(*m.probability) : w.Null();
+    w.Key("reason");
     if (m.reason_kind == "purchased") {
-      reason = {
-          {"kind", "purchased"}, {"product", m.reason}, {"text", "because you bought " + m.reason}};
+      w.BeginObject().Key("kind").String("purchased").Key("product").String(m.reason);
+      w.Key("text").String("because you bought " + m.reason).EndObject();
     } else if (m.reason_kind == "stated_interest") {
-      reason = {{"kind", "stated_interest"},
-                {"category", m.reason},
-                {"text", "you told us you like " + m.reason}};
+      w.BeginObject().Key("kind").String("stated_interest").Key("category").String(m.reason);
+      w.Key("text").String("you told us you like " + m.reason).EndObject();
+    } else {
+      w.Null();
     }
-    customers.push_back(
-        {{"customer", m.customer},
-         {"score", m.score},
-         {"probability", m.probability ? nlohmann::json(*m.probability) : nlohmann::json(nullptr)},
-         {"reason", reason}});
+    w.EndObject();
   }
-  return {{"model_version", r.model_version},
-          {"product_vector", r.product_vector},
-          {"calibrated", r.calibrated},
-          {"horizon_days", r.calibrated ? nlohmann::json(r.horizon_days) : nlohmann::json(nullptr)},
-          {"expected_buyers", r.expected_buyers},
-          {"candidates", r.candidates},
-          {"customers", customers}};
+  w.EndArray().EndObject();
+  return w.Take();
+}
+
+nlohmann::json AudienceResultJson(const AudienceResult& r, const std::string* product) {
+  return nlohmann::json::parse(AudienceResultJsonText(r, product));
 }
 
 Result<std::vector<Interest>> ServingEngine::Interests(std::string_view customer, int limit) const {

@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "affinity/email.h"
+#include "affinity/json_writer.h"
 #include "affinity/time_util.h"
-#include "json_writer.h"
 #include "metrics.h"
 
 namespace affinity {
@@ -261,37 +261,6 @@ void SendJson(httplib::Response& res, const json& body, int status = 200) {
 void SendText(httplib::Response& res, std::string body, int status = 200) {
   res.status = status;
   res.set_content(std::move(body), "application/json");
-}
-
-// AudienceResultJson's document, written directly (an audience may list thousands), with the
-// product's id when the request named one.
-std::string AudienceText(const AudienceResult& r, const std::optional<std::string>& product) {
-  server::JsonWriter w;
-  w.BeginObject();
-  if (product) w.Key("product").String(*product);
-  w.Key("model_version").Int(r.model_version).Key("product_vector").String(r.product_vector);
-  w.Key("calibrated").Bool(r.calibrated).Key("horizon_days");
-  r.calibrated ? w.Number(r.horizon_days) : w.Null();
-  w.Key("expected_buyers").Number(r.expected_buyers).Key("candidates").Int(r.candidates);
-  w.Key("customers").BeginArray();
-  for (const AudienceMember& m : r.customers) {
-    w.BeginObject().Key("customer").String(m.customer).Key("score").Number(m.score);
-    w.Key("probability");
-    m.probability ? w.Number(*m.probability) : w.Null();
-    w.Key("reason");
-    if (m.reason_kind == "purchased") {
-      w.BeginObject().Key("kind").String("purchased").Key("product").String(m.reason);
-      w.Key("text").String("because you bought " + m.reason).EndObject();
-    } else if (m.reason_kind == "stated_interest") {
-      w.BeginObject().Key("kind").String("stated_interest").Key("category").String(m.reason);
-      w.Key("text").String("you told us you like " + m.reason).EndObject();
-    } else {
-      w.Null();
-    }
-    w.EndObject();
-  }
-  w.EndArray().EndObject();
-  return w.Take();
 }
 
 // Valid UTF-8 without control characters, at most `max_bytes` long.
@@ -928,7 +897,7 @@ class HttpServer::Impl {
           }
           auto result = engine_->Recommend(r);
           if (!result.ok()) return SendStatus(res, result.status());
-          server::JsonWriter w;
+          JsonWriter w;
           w.BeginObject().Key("customer").String(r.customer);
           w.Key("model_version").Int(result->model_version).Key("source").String(result->source);
           w.Key("items").BeginArray();
@@ -953,7 +922,7 @@ class HttpServer::Impl {
           int64_t version = 0;
           auto result = engine_->Similar(req.matches[1].str(), *k, &version);
           if (!result.ok()) return SendStatus(res, result.status());
-          server::JsonWriter w;
+          JsonWriter w;
           w.BeginObject().Key("product").String(req.matches[1].str());
           w.Key("model_version").Int(version).Key("items").BeginArray();
           for (const auto& s : *result) {
@@ -988,7 +957,7 @@ class HttpServer::Impl {
             return engine_->Audience(r);
           }();
           if (!result.ok()) return SendStatus(res, result.status());
-          SendText(res, AudienceText(*result, r.product));
+          SendText(res, AudienceResultJsonText(*result, &r.product));
         });
     Add("POST", "/v1/audience", "audience_what_if", Access::kRead,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
@@ -1030,7 +999,7 @@ class HttpServer::Impl {
             return engine_->Audience(r);
           }();
           if (!result.ok()) return SendStatus(res, result.status());
-          SendText(res, AudienceText(*result, std::nullopt));
+          SendText(res, AudienceResultJsonText(*result));
         });
     Add("GET", R"(/v1/customers/([^/]+)/interests)", "interests_get", Access::kRead,
         [this](const httplib::Request& req, httplib::Response& res, Role) {

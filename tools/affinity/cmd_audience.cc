@@ -40,9 +40,7 @@ int Run(const AudienceFlags& f) {
   auto result = (*engine)->Audience(r);
   if (!result.ok()) return Fail(result.status());
   if (f.json) {
-    nlohmann::json j = AudienceResultJson(*result);
-    j["product"] = f.product;
-    std::printf("%s\n", Dump(j).c_str());
+    std::printf("%s\n", Dump(AudienceResultJson(*result, &f.product)).c_str());
     return 0;
   }
   std::printf("audience of %s (model v%lld, product vector from %s): %zu customers",

@@ -209,11 +209,15 @@ struct AudienceResult {
   int64_t candidates = 0;      // customers scored
 };
 
-// {"model_version", "product_vector", "calibrated", "horizon_days", "expected_buyers",
-// "candidates", "customers": [{"customer", "score", "probability" (null when uncalibrated),
-// "reason": null | {"kind", "product" | "category", "text"}}]}: what the HTTP route and
-// `affinity audience --json` print.
-nlohmann::json AudienceResultJson(const AudienceResult& result);
+// {"product" (when given), "model_version", "product_vector", "calibrated", "horizon_days",
+// "expected_buyers", "candidates", "customers": [{"customer", "score", "probability" (null when
+// uncalibrated), "reason": null | {"kind", "product" | "category", "text"}}]}: what the HTTP
+// route answers (the text, written directly: an audience may list thousands) and
+// `affinity audience --json` prints (the same document parsed).
+std::string AudienceResultJsonText(const AudienceResult& result,
+                                   const std::string* product = nullptr);
+nlohmann::json AudienceResultJson(const AudienceResult& result,
+                                  const std::string* product = nullptr);
 
 // One topic a customer cares about.
 struct Interest {

@@ -1,6 +1,6 @@
-// JsonWriter: JSON text written straight into a string, for the hot routes (recommendations,
-// similar, audience), where building an nlohmann::json tree first (a std::map per object, an
-// allocation per value) cost more than finding the answer.
+// JsonWriter: JSON text written straight into a string, for the HTTP server's hot routes
+// (recommendations, similar, audience), where building an nlohmann::json tree first (a std::map per
+// object, an allocation per value) cost more than finding the answer.
 //
 // The caller writes a well-formed document: Key before each member value, balanced
 // Begin/End calls. Strings are escaped as JSON requires; a string that is not valid UTF-8 is
@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-namespace affinity::server {
+namespace affinity {
 
 class JsonWriter {
  public:
@@ -180,4 +180,4 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-}  // namespace affinity::server
+}  // namespace affinity

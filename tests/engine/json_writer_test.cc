@@ -1,4 +1,4 @@
-#include "json_writer.h"
+#include "affinity/json_writer.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace affinity::server {
+namespace affinity {
 namespace {
 
 using nlohmann::json;
@@ -66,4 +66,4 @@ TEST(JsonWriter, ReplacesInvalidUtf8) {
 }
 
 }  // namespace
-}  // namespace affinity::server
+}  // namespace affinity
