@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -14,6 +15,17 @@ namespace {
 
 double Since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The rows `users` (ascending) of m, the others emptied; weights 1.
+Result<CsrMatrix> KeepRows(const CsrMatrix& m, const std::vector<int64_t>& users) {
+  CsrBuilder kept(m.cols);
+  for (int64_t u : users) {
+    for (int64_t k = m.RowBegin(u); k < m.RowEnd(u); ++k) {
+      AFFINITY_RETURN_IF_ERROR(kept.Add(u, m.indices[k], 1.0f));
+    }
+  }
+  return kept.Finish(m.rows);
 }
 
 Result<ModelEvaluation> FitAndEvaluate(Recommender& model, const CsrMatrix& train,
@@ -69,56 +81,78 @@ std::unique_ptr<Recommender> MakeMainModel(const IalsOptions& ials, double filte
                          filter_weight);
 }
 
-Result<TuningResult> TuneIals(const CsrMatrix& train, const IalsOptions& base, double filter_weight,
-                              const TuningOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-  // Validation split: a random holdout_fraction of each user's items (at least one kept).
+Result<ValidationSplit> RandomHoldoutSplit(const CsrMatrix& train, const TuningOptions& options) {
   std::mt19937_64 rng(options.seed);
   CsrBuilder fit_part(train.cols), held_part(train.cols);
-  std::vector<int64_t> candidates;
-  std::vector<int32_t> row;
+  std::vector<int64_t> users;  // with a held-out item
+  std::vector<size_t> order;
   for (int64_t u = 0; u < train.rows; ++u) {
-    row.assign(train.indices.begin() + train.RowBegin(u), train.indices.begin() + train.RowEnd(u));
-    std::vector<float> weights(train.values.begin() + train.RowBegin(u),
-                               train.values.begin() + train.RowEnd(u));
-    std::vector<size_t> order(row.size());
+    const int64_t begin = train.RowBegin(u);
+    const size_t n = static_cast<size_t>(train.RowEnd(u) - begin);
+    order.resize(n);
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), rng);
-    const size_t held =
-        row.size() >= 2 ? std::max<size_t>(1, static_cast<size_t>(options.holdout_fraction *
-                                                                  static_cast<double>(row.size())))
-                        : 0;
-    for (size_t k = 0; k < order.size(); ++k) {
-      AFFINITY_RETURN_IF_ERROR(k < held ? held_part.Add(u, row[order[k]], 1.0f)
-                                        : fit_part.Add(u, row[order[k]], weights[order[k]]));
+    const size_t held = n >= 2 ? std::max<size_t>(1, static_cast<size_t>(options.holdout_fraction *
+                                                                         static_cast<double>(n)))
+                               : 0;
+    for (size_t k = 0; k < n; ++k) {
+      const int64_t e = begin + static_cast<int64_t>(order[k]);
+      AFFINITY_RETURN_IF_ERROR(k < held ? held_part.Add(u, train.indices[e], 1.0f)
+                                        : fit_part.Add(u, train.indices[e], train.values[e]));
     }
-    if (held > 0) candidates.push_back(u);
+    if (held > 0) users.push_back(u);
   }
-  if (candidates.empty()) {
+  if (users.empty()) {
     return Status::InvalidArgument("no user has two items to carve a validation split from",
                                    "interactions");
   }
-  AFFINITY_ASSIGN_OR_RETURN(CsrMatrix fit_matrix, fit_part.Finish(train.rows));
+  ValidationSplit split;
+  AFFINITY_ASSIGN_OR_RETURN(split.fit, fit_part.Finish(train.rows));
   AFFINITY_ASSIGN_OR_RETURN(CsrMatrix held_all, held_part.Finish(train.rows));
-  // Score a sample of validation users only.
-  std::shuffle(candidates.begin(), candidates.end(), rng);
-  if (candidates.size() > static_cast<size_t>(options.max_validation_users)) {
-    candidates.resize(options.max_validation_users);
+  // Keep the held-out items of a sample of max_validation_users users (drawn here, from the same
+  // random sequence, so a seed always gives the same split).
+  std::shuffle(users.begin(), users.end(), rng);
+  if (users.size() > static_cast<size_t>(options.max_validation_users)) {
+    users.resize(options.max_validation_users);
   }
-  std::sort(candidates.begin(), candidates.end());
-  CsrBuilder sample(train.cols);
-  for (int64_t u : candidates) {
-    for (int64_t k = held_all.RowBegin(u); k < held_all.RowEnd(u); ++k) {
-      AFFINITY_RETURN_IF_ERROR(sample.Add(u, held_all.indices[k], 1.0f));
-    }
+  std::sort(users.begin(), users.end());
+  AFFINITY_ASSIGN_OR_RETURN(split.held, KeepRows(held_all, users));
+  char description[96];
+  std::snprintf(description, sizeof description, "a random %g%% of each user's training items",
+                100 * options.holdout_fraction);
+  split.description = description;
+  return split;
+}
+
+Result<TuningResult> TuneIals(const ValidationSplit& split, const IalsOptions& base,
+                              double filter_weight, const TuningOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const CsrMatrix& fit = split.fit;
+  if (split.held.rows != fit.rows || split.held.cols != fit.cols) {
+    return Status::InvalidArgument("the validation split's matrices differ in shape", "validation");
   }
-  AFFINITY_ASSIGN_OR_RETURN(CsrMatrix validation, sample.Finish(train.rows));
+  // Score at most max_validation_users of the users with held-out items, drawn at random.
+  std::vector<int64_t> users;
+  for (int64_t u = 0; u < split.held.rows; ++u) {
+    if (split.held.RowEnd(u) > split.held.RowBegin(u)) users.push_back(u);
+  }
+  if (users.empty()) {
+    return Status::InvalidArgument("the validation split holds out no item", "validation");
+  }
+  if (users.size() > static_cast<size_t>(options.max_validation_users)) {
+    std::mt19937_64 rng(options.seed);
+    std::shuffle(users.begin(), users.end(), rng);
+    users.resize(options.max_validation_users);
+    std::sort(users.begin(), users.end());
+  }
+  AFFINITY_ASSIGN_OR_RETURN(CsrMatrix validation, KeepRows(split.held, users));
 
   ItemFilterRecommender filter;
-  if (filter_weight > 0) AFFINITY_RETURN_IF_ERROR(filter.Fit(fit_matrix));
+  if (filter_weight > 0) AFFINITY_RETURN_IF_ERROR(filter.Fit(fit));
 
   TuningResult result;
   result.chosen = base;
+  result.validation = split.description;
   double best = -1;
   EvalOptions eval;
   eval.ks = {20};
@@ -135,8 +169,8 @@ Result<TuningResult> TuneIals(const CsrMatrix& train, const IalsOptions& base, d
       model =
           BlendWithFilter(std::move(model), std::make_unique<FittedView>(filter), filter_weight);
     }
-    AFFINITY_RETURN_IF_ERROR(model->Fit(fit_matrix));
-    AFFINITY_ASSIGN_OR_RETURN(EvalResult r, EvaluateTopK(*model, fit_matrix, validation, eval));
+    AFFINITY_RETURN_IF_ERROR(model->Fit(fit));
+    AFFINITY_ASSIGN_OR_RETURN(EvalResult r, EvaluateTopK(*model, fit, validation, eval));
     TuningTrial t{alpha0, lambda, r.metrics["ndcg@20"], r.metrics["recall@20"], Since(trial_start)};
     result.trials.push_back(t);
     const double score = t.ndcg20 + 1e-3 * t.recall20;
@@ -146,6 +180,15 @@ Result<TuningResult> TuneIals(const CsrMatrix& train, const IalsOptions& base, d
       result.chosen.regularization = lambda;
     }
   }
+  result.seconds = Since(start);
+  return result;
+}
+
+Result<TuningResult> TuneIals(const CsrMatrix& train, const IalsOptions& base, double filter_weight,
+                              const TuningOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  AFFINITY_ASSIGN_OR_RETURN(ValidationSplit split, RandomHoldoutSplit(train, options));
+  AFFINITY_ASSIGN_OR_RETURN(TuningResult result, TuneIals(split, base, filter_weight, options));
   result.seconds = Since(start);
   return result;
 }
@@ -178,8 +221,11 @@ Result<EvaluationRun> EvaluateModels(const CsrMatrix& train, const CsrMatrix& te
 
   run.ials_options = options.ials;
   if (options.tuning.enabled) {
-    AFFINITY_ASSIGN_OR_RETURN(TuningResult tuning,
-                              TuneIals(train, options.ials, options.filter_weight, options.tuning));
+    AFFINITY_ASSIGN_OR_RETURN(
+        TuningResult tuning,
+        options.validation
+            ? TuneIals(*options.validation, options.ials, options.filter_weight, options.tuning)
+            : TuneIals(train, options.ials, options.filter_weight, options.tuning));
     run.ials_options = tuning.chosen;
     run.tuning = std::move(tuning);
   }

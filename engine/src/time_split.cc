@@ -1,8 +1,10 @@
 #include "affinity/time_split.h"
 
 #include <algorithm>
+#include <string>
 
 #include "affinity/interactions.h"
+#include "affinity/time_util.h"
 
 namespace affinity {
 
@@ -46,6 +48,17 @@ Result<TimeSplit> MakeTimeSplit(const Store& store, const TimeSplitOptions& opti
         "cutoff");
   }
   return split;
+}
+
+Result<ValidationSplit> MakeTimeValidationSplit(const Store& store, const TimeSplitOptions& test) {
+  AFFINITY_RETURN_IF_ERROR(test.Validate());
+  TimeSplitOptions earlier = test;
+  earlier.cutoff -= int64_t{test.horizon_days} * 86400;
+  AFFINITY_ASSIGN_OR_RETURN(TimeSplit split, MakeTimeSplit(store, earlier));
+  return ValidationSplit{std::move(split.train), std::move(split.test),
+                         "the " + std::to_string(test.horizon_days) + " days before " +
+                             FormatTimestamp(test.cutoff) + " (fitted on the data before " +
+                             FormatTimestamp(earlier.cutoff) + ")"};
 }
 
 }  // namespace affinity

@@ -83,6 +83,78 @@ TEST(Evaluation, TuningUsesOnlyTheTrainingData) {
   EXPECT_EQ(TuneIals(single, base, 0.3, tuning).status().code(), StatusCode::kInvalidArgument);
 }
 
+TEST(Evaluation, RandomHoldoutSplitsEachUsersItems) {
+  auto [train, test] = PlantedSplit();
+  TuningOptions tuning;
+  tuning.max_validation_users = 50;
+  auto split = RandomHoldoutSplit(train, tuning);
+  ASSERT_TRUE(split.ok()) << split.status().ToString();
+  EXPECT_NE(split->description.find("20%"), std::string::npos) << split->description;
+  int held_users = 0;
+  for (int64_t u = 0; u < train.rows; ++u) {
+    // 20% of 6 items: one held out, five kept to fit on; a held item is never also fitted.
+    EXPECT_EQ(split->fit.RowEnd(u) - split->fit.RowBegin(u), 5) << u;
+    const int64_t held = split->held.RowEnd(u) - split->held.RowBegin(u);
+    EXPECT_TRUE(held == 0 || held == 1) << u;
+    held_users += held > 0;
+    for (int64_t k = split->held.RowBegin(u); k < split->held.RowEnd(u); ++k) {
+      EXPECT_EQ(split->fit.At(u, split->held.indices[k]), 0);
+      EXPECT_GT(train.At(u, split->held.indices[k]), 0);
+    }
+  }
+  EXPECT_EQ(held_users, 50);  // the sample of validation users
+  // The same seed gives the same split.
+  auto again = RandomHoldoutSplit(train, tuning);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->held.indices, split->held.indices);
+}
+
+TEST(Evaluation, TuningScoresTheGivenSplit) {
+  auto [train, test] = PlantedSplit();
+  IalsOptions base = Small().ials;
+  TuningOptions tuning;
+  tuning.grid = {{0.05, 0.01}, {0.5, 0.05}};
+  // Held out: more of each user's own group. Against it, the model scores well...
+  auto own = TuneIals(ValidationSplit{train, test, "own group"}, base, 0, tuning);
+  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  EXPECT_EQ(own->validation, "own group");
+  ASSERT_EQ(own->trials.size(), 2u);
+  // ...and the choice is the better trial.
+  const TuningTrial& best =
+      own->trials[0].ndcg20 >= own->trials[1].ndcg20 ? own->trials[0] : own->trials[1];
+  EXPECT_EQ(own->chosen.unobserved_weight, best.unobserved_weight);
+  EXPECT_EQ(own->chosen.regularization, best.regularization);
+  EXPECT_GT(best.recall20, 0.5);
+  // Held out: items of the other group, which the planted tastes never predict.
+  CsrBuilder other(60);
+  for (int u = 0; u < 120; ++u) ASSERT_TRUE(other.Add(u, u < 60 ? 45 : 15, 1).ok());
+  auto wrong = TuneIals(ValidationSplit{train, std::move(other.Finish(120).value()), "other"}, base,
+                        0, tuning);
+  ASSERT_TRUE(wrong.ok()) << wrong.status().ToString();
+  for (const auto& t : wrong->trials) EXPECT_LT(t.recall20, 0.2);
+  // Shapes must match, and something must be held out.
+  CsrBuilder narrow(30);
+  EXPECT_EQ(
+      TuneIals(ValidationSplit{train, std::move(narrow.Finish(120).value()), ""}, base, 0, tuning)
+          .status()
+          .field(),
+      "validation");
+  CsrBuilder empty(60);
+  EXPECT_EQ(
+      TuneIals(ValidationSplit{train, std::move(empty.Finish(120).value()), ""}, base, 0, tuning)
+          .status()
+          .code(),
+      StatusCode::kInvalidArgument);
+  // EvaluateModels tunes on the split it is given.
+  EvaluationOptions o = Small();
+  o.baselines = {};
+  o.validation = ValidationSplit{train, test, "given"};
+  auto run = EvaluateModels(train, test, o);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  ASSERT_TRUE(run->tuning.has_value());
+  EXPECT_EQ(run->tuning->validation, "given");
+}
+
 TEST(Evaluation, ErrorsAndSkippedBaselines) {
   auto [train, test] = PlantedSplit();
   EvaluationOptions o = Small();

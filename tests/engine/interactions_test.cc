@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "affinity/store.h"
+#include "affinity/time_split.h"
 #include "test_util.h"
 
 namespace affinity {
@@ -230,6 +231,44 @@ TEST(ReadPurchaseMatrix, ReturnBeforePurchaseStillCancels) {
   EXPECT_EQ(m->indptr, (std::vector<int64_t>{0, 1, 2}));
   EXPECT_EQ(m->indices, (std::vector<int32_t>{0, 1}));
   EXPECT_EQ(m->values, (std::vector<float>{1.0f, 3.0f}));
+}
+
+// The tuning split of a time split is the same protocol one horizon earlier, inside the training
+// period: it never holds out a test-period purchase, a repeat, or a customer with no history.
+TEST(TimeSplit, ValidationIsTheSameProtocolOneHorizonEarlier) {
+  ScratchDir dir;
+  auto store = Store::Open(dir.Sub("db"), StoreOptions{});
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  constexpr UnixSeconds kDay = 86400;
+  std::vector<EventInput> events = {
+      Buy("x", "a", 1 * kDay, 1, "1"),  Buy("x", "b", 12 * kDay, 1, "2"),  // b: validation
+      Buy("x", "c", 25 * kDay, 1, "3"),                                    // c: test period
+      Buy("y", "a", 2 * kDay, 1, "4"),  Buy("y", "a", 15 * kDay, 1, "5"),  // a again: a repeat
+      Buy("y", "d", 16 * kDay, 1, "6"),                                    // d: validation
+      Buy("z", "e", 11 * kDay, 1, "7"),  // z has no purchase before day 10
+  };
+  ASSERT_TRUE((*store)->AppendEvents(events).ok());
+  TimeSplitOptions test;
+  test.cutoff = 20 * kDay;
+  test.horizon_days = 10;
+  auto split = MakeTimeValidationSplit(**store, test);
+  ASSERT_TRUE(split.ok()) << split.status().ToString();
+  // Ids follow first appearance: x y z = 0 1 2; a b c d e = 0 1 2 3 4.
+  EXPECT_EQ(split->fit.rows, 3);
+  EXPECT_EQ(split->fit.cols, 5);
+  EXPECT_EQ(split->fit.indptr, (std::vector<int64_t>{0, 1, 2, 2}));  // x: a, y: a
+  EXPECT_EQ(split->fit.indices, (std::vector<int32_t>{0, 0}));
+  EXPECT_EQ(split->held.rows, 3);
+  EXPECT_EQ(split->held.indptr, (std::vector<int64_t>{0, 1, 2, 2}));  // x: b, y: d
+  EXPECT_EQ(split->held.indices, (std::vector<int32_t>{1, 3}));
+  EXPECT_NE(split->description.find("10 days before"), std::string::npos) << split->description;
+  // The test split itself holds out only c, which the validation never saw.
+  auto measured = MakeTimeSplit(**store, test);
+  ASSERT_TRUE(measured.ok());
+  EXPECT_EQ(measured->test.indices, (std::vector<int32_t>{2}));
+  // A cutoff with no history one horizon before it has no validation split.
+  test.cutoff = 5 * kDay;
+  EXPECT_EQ(MakeTimeValidationSplit(**store, test).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -241,6 +241,19 @@ TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {
   auto manifest = nlohmann::json::parse(testing::ReadFile(snaps + "/v000002/manifest.json"));
   EXPECT_EQ(manifest["factors"], 16);
   EXPECT_EQ(manifest["loss_per_epoch"].size(), 3u);
+  // α₀ and λ were tuned on the last 30 days of the store (the default horizon), and the choice
+  // is what was trained.
+  const nlohmann::json& tuning = manifest["tuning"];
+  ASSERT_TRUE(tuning.is_object()) << manifest.dump();
+  EXPECT_NE(tuning["validation"].get<std::string>().find("30 days before"), std::string::npos);
+  EXPECT_EQ(tuning["trials"].size(), 5u);  // the default grid
+  EXPECT_EQ(tuning["chosen"]["unobserved_weight"], manifest["options"]["unobserved_weight"]);
+  // Set by hand, they are not tuned.
+  RunResult fixed = RunCli("train -q --json --db " + db + " --snapshots " + snaps +
+                           " --factors 16 --iterations 3 --regularization 0.02");
+  ASSERT_EQ(fixed.exit_code, 0) << fixed.output;
+  EXPECT_TRUE(JsonOf(fixed)["tuning"].is_null());
+  EXPECT_EQ(JsonOf(fixed)["options"]["regularization"], 0.02);
   // The retrain also recomputes the customer insights.
   EXPECT_TRUE(manifest["insights"]["stages"].is_object());
   EXPECT_TRUE(manifest["files"].contains("insights.jsonl"));
@@ -256,6 +269,10 @@ TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {
   ASSERT_EQ(e.exit_code, 0) << e.output;
   auto j = JsonOf(e);
   EXPECT_EQ(j["protocol"]["name"], "time-split");
+  // Tuned on the 30 days before the cutoff, not on a random holdout.
+  EXPECT_NE(j["tuning"]["validation"].get<std::string>().find("30 days before 2025-11-01"),
+            std::string::npos)
+      << j["tuning"].dump();
   EXPECT_GT(j["data"]["test_users"].get<int64_t>(), 0);
   // Planted tastes: the model finds them, popularity does not.
   EXPECT_GT(j["metrics"]["recall@20"].get<double>(),

@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "affinity/datasets.h"
 #include "affinity/evaluation.h"
@@ -31,22 +32,6 @@ struct EvaluateFlags {
   double cold_start_regularization = ColdStartOptions{}.regularization;
   IalsFlags ials;
 };
-
-nlohmann::json TuningJson(const TuningResult& t) {
-  nlohmann::json trials = nlohmann::json::array();
-  for (const auto& x : t.trials) {
-    trials.push_back({{"unobserved_weight", x.unobserved_weight},
-                      {"regularization", x.regularization},
-                      {"validation_ndcg@20", x.ndcg20},
-                      {"validation_recall@20", x.recall20},
-                      {"seconds", x.seconds}});
-  }
-  return {{"trials", trials},
-          {"chosen",
-           {{"unobserved_weight", t.chosen.unobserved_weight},
-            {"regularization", t.chosen.regularization}}},
-          {"seconds", t.seconds}};
-}
 
 nlohmann::json ModelJson(const ModelEvaluation& m) {
   nlohmann::json j = {{"train_seconds", m.train_seconds}, {"eval_seconds", m.eval_seconds}};
@@ -219,6 +204,16 @@ int Run(EvaluateFlags& f) {
     if (!split.ok()) return Fail(split.status());
     train = std::move(split->train);
     test = std::move(split->test);
+    if (options.tuning.enabled) {
+      // Tune for the task measured (time_split.h); with too little data before the cutoff for
+      // that, on the random holdout.
+      if (auto v = MakeTimeValidationSplit(*store, to); v.ok()) {
+        options.validation = std::move(*v);
+      } else if (!f.quiet) {
+        std::fprintf(stderr, "tuning: no time-based validation split (%s); using a random one\n",
+                     v.status().message().c_str());
+      }
+    }
     protocol = {{"name", "time-split"},
                 {"db", f.db},
                 {"cutoff", FormatTimestamp(*cutoff)},
@@ -232,12 +227,8 @@ int Run(EvaluateFlags& f) {
   auto run = EvaluateModels(train, test, options);
   if (!run.ok()) return Fail(run.status());
   if (run->tuning && !f.quiet) {
-    for (const auto& t : run->tuning->trials) {
-      std::fprintf(stderr,
-                   "tuning: unobserved_weight %g, regularization %g -> validation ndcg@20 "
-                   "%.4f, recall@20 %.4f (%.1f s)\n",
-                   t.unobserved_weight, t.regularization, t.ndcg20, t.recall20, t.seconds);
-    }
+    std::fprintf(stderr, "tuning on %s\n", run->tuning->validation.c_str());
+    PrintTuningTrials(*run->tuning);
   }
   std::fprintf(
       stderr, "hyperparameters: %s, filter_weight %g%s\n",

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "affinity/datasets.h"
 #include "affinity/evaluation.h"
@@ -10,6 +11,7 @@
 #include "affinity/new_products.h"
 #include "affinity/snapshot.h"
 #include "affinity/store.h"
+#include "affinity/time_split.h"
 #include "affinity/time_util.h"
 #include "commands.h"
 #include "ials_flags.h"
@@ -27,6 +29,8 @@ struct TrainFlags {
   int calibration_periods = 1;
   double cold_start_regularization = ColdStartOptions{}.regularization;
   bool no_audience_model = false;
+  bool no_tune = false;
+  double tune_seconds = TuningOptions{}.budget_seconds;
   bool json = false;
   bool quiet = false;
   IalsFlags ials;
@@ -164,6 +168,41 @@ int Run(TrainFlags& f) {
     }
     store_holder = std::move(*store);
   }
+  // Built-in tuning of α₀ and λ (evaluation.h), for the model published: iALS alone. A store is
+  // tuned on its last --horizon-days (time_split.h), as the time-split evaluation is; a file
+  // without times on a random holdout.
+  nlohmann::json tuning_report = nullptr;
+  if (!f.no_tune && !f.ials.explicit_weights()) {
+    TuningOptions to;
+    to.budget_seconds = f.tune_seconds;
+    std::optional<ValidationSplit> split;
+    if (store_holder) {
+      TimeSplitOptions last;
+      last.cutoff = io.to ? *io.to : *io.reference_time + 1;
+      last.horizon_days = f.horizon_days;
+      auto v = MakeTimeValidationSplit(*store_holder, last);
+      if (v.ok()) {
+        split = std::move(*v);
+      } else if (!f.quiet) {
+        std::fprintf(stderr, "tuning: no time-based validation split (%s); using a random one\n",
+                     v.status().message().c_str());
+      }
+    }
+    if (!split) {
+      auto v = RandomHoldoutSplit(matrix, to);
+      if (!v.ok()) return Fail(v.status());
+      split = std::move(*v);
+    }
+    if (!f.quiet) {
+      std::fprintf(stderr, "tuning alpha0 and lambda on %s (budget %.0f s)\n",
+                   split->description.c_str(), to.budget_seconds);
+    }
+    auto tuned = TuneIals(*split, options, /*filter_weight=*/0, to);
+    if (!tuned.ok()) return Fail(tuned.status());
+    if (!f.quiet) PrintTuningTrials(*tuned);
+    options = tuned->chosen;
+    tuning_report = TuningJson(*tuned);
+  }
   if (!f.quiet) {
     std::fprintf(stderr, "training iALS on %lld x %lld (%lld interactions): %s\n",
                  static_cast<long long>(matrix.rows), static_cast<long long>(matrix.cols),
@@ -196,6 +235,7 @@ int Run(TrainFlags& f) {
                        {"source", source},
                        {"interactions", matrix.nnz()},
                        {"loss_per_epoch", losses},
+                       {"tuning", tuning_report},
                        {"train_seconds", train_seconds},
                        {"peak_rss_mb", PeakRssMb()},
                        {"insights", insights},
@@ -211,6 +251,7 @@ int Run(TrainFlags& f) {
                            {"interactions", matrix.nnz()},
                            {"options", IalsOptionsJson(options)},
                            {"loss_per_epoch", losses},
+                           {"tuning", tuning_report},
                            {"train_seconds", train_seconds},
                            {"total_seconds", total},
                            {"peak_rss_mb", PeakRssMb()},
@@ -234,8 +275,9 @@ Command RegisterTrain(CLI::App& app) {
   auto f = std::make_shared<TrainFlags>();
   CLI::App* sub = app.add_subcommand(
       "train",
-      "The retraining job: read purchases (from a store, or a LightGCN-format file), train iALS,\n"
-      "and publish a new model snapshot atomically (docs/snapshots.md).");
+      "The retraining job: read purchases (from a store, or a LightGCN-format file), tune iALS's\n"
+      "alpha0 and lambda (on the store's last --horizon-days; unless given or --no-tune), train\n"
+      "iALS, and publish a new model snapshot atomically (docs/snapshots.md).");
   sub->add_option("--db", f->db, "Store directory");
   sub->add_option("--train", f->train_file, "Train from a LightGCN-format file instead");
   sub->add_option("--snapshots", f->snapshots, "Snapshot root directory")->required();
@@ -246,13 +288,18 @@ Command RegisterTrain(CLI::App& app) {
                   "Recency half-life of purchase weights (0: no decay)")
       ->capture_default_str();
   sub->add_option("--horizon-days", f->horizon_days,
-                  "Audiences: the window of the calibrated purchase probability")
+                  "The tuning's validation period, and the window of the audiences' calibrated "
+                  "purchase probability")
       ->capture_default_str();
   sub->add_option("--calibration-periods", f->calibration_periods,
                   "Audiences: earlier launch periods the calibration is fitted on")
       ->capture_default_str();
   sub->add_option("--cold-start-lambda", f->cold_start_regularization,
                   "Audiences: ridge regularization of the attribute-to-factor map")
+      ->capture_default_str();
+  sub->add_flag("--no-tune", f->no_tune,
+                "Skip the built-in tuning of --unobserved-weight and --regularization");
+  sub->add_option("--tune-seconds", f->tune_seconds, "Time budget of the tuning")
       ->capture_default_str();
   sub->add_flag("--no-audience-model", f->no_audience_model,
                 "Skip the cold-start map and the audience calibration");

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "affinity/evaluation.h"
 #include "affinity/models/ials.h"
 #include "affinity/snapshot.h"
 
@@ -75,5 +77,33 @@ struct IalsFlags {
     return out->Validate();
   }
 };
+
+// A tuning run (evaluation.h) for reports: the trials, the choice and the validation split.
+inline nlohmann::json TuningJson(const TuningResult& t) {
+  nlohmann::json trials = nlohmann::json::array();
+  for (const auto& x : t.trials) {
+    trials.push_back({{"unobserved_weight", x.unobserved_weight},
+                      {"regularization", x.regularization},
+                      {"validation_ndcg@20", x.ndcg20},
+                      {"validation_recall@20", x.recall20},
+                      {"seconds", x.seconds}});
+  }
+  return {{"trials", trials},
+          {"chosen",
+           {{"unobserved_weight", t.chosen.unobserved_weight},
+            {"regularization", t.chosen.regularization}}},
+          {"validation", t.validation},
+          {"seconds", t.seconds}};
+}
+
+// Prints a tuning run's trials to stderr, one line each (the progress output).
+inline void PrintTuningTrials(const TuningResult& t) {
+  for (const auto& x : t.trials) {
+    std::fprintf(stderr,
+                 "tuning: unobserved_weight %g, regularization %g -> validation ndcg@20 %.4f, "
+                 "recall@20 %.4f (%.1f s)\n",
+                 x.unobserved_weight, x.regularization, x.ndcg20, x.recall20, x.seconds);
+  }
+}
 
 }  // namespace affinity::cli

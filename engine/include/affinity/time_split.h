@@ -2,6 +2,7 @@
 // what the same customers buy in the following period.
 #pragma once
 
+#include "affinity/evaluation.h"
 #include "affinity/models/csr_matrix.h"
 #include "affinity/status.h"
 #include "affinity/store.h"
@@ -27,5 +28,12 @@ struct TimeSplit {
 // Builds the split in one pass over the store. Customers without a training purchase get no test
 // row (they are cold-start cases, not this protocol's). InvalidArgument if no customer qualifies.
 Result<TimeSplit> MakeTimeSplit(const Store& store, const TimeSplitOptions& options);
+
+// The split that tunes hyperparameters for a time split `test` without looking at its test
+// period: the same protocol moved back one horizon (fit on events before cutoff - horizon, hold
+// out what customers first bought in the horizon before the cutoff), so the choice is made for
+// the task measured, on training data only. The retraining job uses it with the cutoff at the
+// end of its data. Errors as MakeTimeSplit (InvalidArgument when no customer qualifies).
+Result<ValidationSplit> MakeTimeValidationSplit(const Store& store, const TimeSplitOptions& test);
 
 }  // namespace affinity
