@@ -9,7 +9,8 @@
 # path), then recommendations (k=10), similar (k=10), audience (limit=1000) and POST /v1/events
 # (batches of 100). Prints one Markdown table row per route: req/s, p50, p99, non-2xx.
 # Knobs: CONNECTIONS (32), DURATION (20s), WARMUP (5s, unrecorded, before each route),
-# WRK_THREADS (2).
+# WRK_THREADS (2), ROUTES (a subset of the five, space-separated), SHOW_ERRORS=1 (wrk prints the
+# body of each non-2xx answer; costs wrk CPU on large answers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/affinity-load}
@@ -42,7 +43,7 @@ echo "server RSS after start: $(($(ps -o rss= -p $server) / 1024)) MB"
 echo
 echo "| route | req/s | p50 ms | p99 ms | non-2xx |"
 echo "|---|---|---|---|---|"
-for route in healthz recommendations similar audience events; do
+for route in ${ROUTES:-healthz recommendations similar audience events}; do
   # Unrecorded warm-up: the first seconds after start fault in pages and fill caches.
   ROUTE=$route CUSTOMERS=$customers PRODUCTS=$products API_KEY=$key \
     wrk -t"$threads" -c"$connections" -d"$warmup" -s benchmarks/wrk/route.lua \

@@ -433,8 +433,20 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
           candidates.Push(scores[j], cell_pos_[static_cast<size_t>(first) + j]);
         }
       }
-      for (const auto& [unused, pos] : candidates.items())
-        best.Push(Dot(query, base + pos * d, d), pos);
+      // The exact rows are scattered over the whole base: a group at a time, every cache line
+      // of the group's rows is asked for before the first is used, so the misses overlap.
+      const auto& picked = candidates.items();
+      constexpr size_t kGroup = 32;
+      for (size_t first = 0; first < picked.size(); first += kGroup) {
+        const size_t end = std::min(picked.size(), first + kGroup);
+        for (size_t j = first; j < end; ++j) {
+          const float* row = base + picked[j].second * d;
+          for (int64_t line = 0; line < d; line += 16) __builtin_prefetch(row + line);
+        }
+        for (size_t j = first; j < end; ++j) {
+          best.Push(Dot(query, base + picked[j].second * d, d), picked[j].second);
+        }
+      }
     }
   } catch (const std::exception& e) {
     return Status::Internal(std::string("faiss: ") + e.what());
