@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -287,6 +288,7 @@ Result<std::vector<int>> FoldInSolver::Explain(std::span<const int32_t> items,
   }
   std::vector<int> best(targets.size(), -1);
   if (items.empty()) return best;
+  if (ExplainInBasis(items, weights, targets, &best)) return best;
   Eigen::LLT<Eigen::MatrixXf> llt;
   Vec b;
   AFFINITY_RETURN_IF_ERROR(Prepare(items, weights, &llt, &b));
@@ -308,6 +310,54 @@ Result<std::vector<int>> FoldInSolver::Explain(std::span<const int32_t> items,
     }
   }
   return best;
+}
+
+void FoldInSolver::PrepareExplanations() {
+  // In double: the small eigenvalues of a Gram matrix are where float loses digits.
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(gram_.cast<double>());
+  if (eig.info() != Eigen::Success) return;  // Explain keeps the direct path
+  gram_eigenvalues_ = eig.eigenvalues().cast<float>();
+  items_in_basis_ = *item_factors_ * eig.eigenvectors().cast<float>();
+}
+
+bool FoldInSolver::ExplainInBasis(std::span<const int32_t> items, std::span<const float> weights,
+                                  std::span<const int32_t> targets, std::vector<int>* best) const {
+  const RowMajorMatrixXf& basis = items_in_basis_;
+  const auto n = static_cast<Eigen::Index>(items.size());
+  const int d = factors();
+  if (basis.rows() == 0 || n > d || items.size() != weights.size()) return false;
+  for (size_t k = 0; k < items.size(); ++k) {
+    if (items[k] < 0 || items[k] >= basis.rows() || !(weights[k] > 0)) return false;
+  }
+  // B⁻¹ = Q diag(1 / (Λ + λ_u)) Qᵀ, so h_jᵀ B⁻¹ h_i = Σ_m ĥ_jm ĥ_im / (Λ_m + λ_u).
+  const float lambda = RowRegularization(options_, n, item_factors_->rows());
+  const Eigen::ArrayXf shifted = gram_eigenvalues_.array() + lambda;
+  if (!(shifted.minCoeff() > 1e-6f * std::max(1.0f, shifted.maxCoeff()))) return false;
+  const Eigen::VectorXf scale = shifted.inverse().sqrt().matrix();
+  // Rows ĥ D^½ of the interactions (P) and the targets (T).
+  Eigen::MatrixXf p(n, d);
+  for (Eigen::Index k = 0; k < n; ++k) {
+    p.row(k) = basis.row(items[static_cast<size_t>(k)]).cwiseProduct(scale.transpose());
+  }
+  Eigen::MatrixXf t(static_cast<Eigen::Index>(targets.size()), d);
+  for (size_t j = 0; j < targets.size(); ++j) {
+    t.row(static_cast<Eigen::Index>(j)) = basis.row(targets[j]).cwiseProduct(scale.transpose());
+  }
+  // A = B + Hᵀ C H. By Woodbury, c_i h_jᵀ A⁻¹ h_i = (S_tu M⁻¹)_ji with S_tu = T Pᵀ and
+  // M = C⁻¹ + P Pᵀ: the terms are one n × n solve away.
+  Eigen::MatrixXf m = p * p.transpose();
+  for (Eigen::Index k = 0; k < n; ++k) {
+    m(k, k) += 1.0f / Confidence(options_, weights[static_cast<size_t>(k)]);
+  }
+  const Eigen::LLT<Eigen::MatrixXf> llt(m);
+  if (llt.info() != Eigen::Success) return false;
+  const Eigen::MatrixXf terms = llt.solve(p * t.transpose());  // n × k: column j = target j
+  for (size_t j = 0; j < targets.size(); ++j) {
+    Eigen::Index top = 0;
+    terms.col(static_cast<Eigen::Index>(j)).maxCoeff(&top);
+    (*best)[j] = static_cast<int>(top);
+  }
+  return true;
 }
 
 }  // namespace affinity

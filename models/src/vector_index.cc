@@ -423,8 +423,12 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
         const float v = scores[static_cast<size_t>(c)] - 0.5f * norms2[c];
         cells.Push(v, c);
       }
+      // Nearest cells first: their rows raise the candidates' bar at once, so the rows of the
+      // farther cells mostly fail one comparison instead of filling the buffer (fewer cuts).
+      auto& nearest = cells.items();
+      std::sort(nearest.begin(), nearest.end(), std::greater<>());
       Best candidates(static_cast<size_t>(k + std::max<int64_t>(16, k / 4)));
-      for (const auto& [unused, c] : cells.items()) {
+      for (const auto& [unused, c] : nearest) {
         const int64_t first = cell_start_[static_cast<size_t>(c)];
         const auto n = static_cast<size_t>(cell_start_[static_cast<size_t>(c) + 1] - first);
         if (scores.size() < n) scores.resize(n);

@@ -609,6 +609,9 @@ Status HttpServerOptions::Validate() const {
   if (keep_alive_max_count < 1) {
     return Status::InvalidArgument("keep_alive_max_count must be >= 1", "keep_alive_max_count");
   }
+  if (listen_backlog < 1) {
+    return Status::InvalidArgument("listen_backlog must be >= 1", "listen_backlog");
+  }
   if (max_batch < 1) return Status::InvalidArgument("max_batch must be >= 1", "max_batch");
   if (audience_slots < 0) {
     return Status::InvalidArgument("audience_slots must be >= 0", "audience_slots");
@@ -636,6 +639,10 @@ class HttpServer::Impl {
                                std::to_string(options_.port));
       }
       port_ = options_.port;
+    }
+    // Listening again on a listening socket only changes its backlog (Linux, POSIX).
+    if (listen_fd_ < 0 || ::listen(listen_fd_, options_.listen_backlog) != 0) {
+      return Status::IOError("cannot set the listen backlog of " + options_.host);
     }
     return Status::Ok();
   }
@@ -709,6 +716,11 @@ class HttpServer::Impl {
       return new BoundedPool(options_.threads, options_.max_queued, &shed_);
     };
     server_.set_tcp_nodelay(true);
+    // The listening socket, to raise its backlog after bind (see listen_backlog).
+    server_.set_socket_options([this](socket_t sock) {
+      httplib::default_socket_options(sock);
+      listen_fd_ = sock;
+    });
     server_.set_keep_alive_max_count(static_cast<size_t>(options_.keep_alive_max_count));
     server_.set_keep_alive_timeout(options_.keep_alive_timeout_s);
     server_.set_read_timeout(options_.read_timeout_s, 0);
@@ -1204,6 +1216,7 @@ class HttpServer::Impl {
   HttpServerOptions options_;
   httplib::Server server_;
   int port_ = -1;
+  socket_t listen_fd_ = -1;  // the listening socket (set by bind)
   std::atomic<int64_t> shed_{0};
   std::vector<std::unique_ptr<server::RouteMetrics>> routes_;
   FifoGate audience_gate_{

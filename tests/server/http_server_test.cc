@@ -734,6 +734,9 @@ TEST_F(HttpServerTest, AudiencesQueueForTheirSlots) {
   o.audience_slots = -1;
   EXPECT_EQ(o.Validate().field(), "audience_slots");
   o.audience_slots = 1;
+  o.listen_backlog = 0;
+  EXPECT_EQ(o.Validate().field(), "listen_backlog");
+  o.listen_backlog = 1024;
   Start(o);
   const std::string alone = Client().Get("/v1/products/r02/audience?limit=50")->body;
   ASSERT_FALSE(Body(Client().Get("/v1/products/r02/audience?limit=50"))["customers"].empty());
