@@ -109,9 +109,11 @@ struct ServingEngine::Model {
   InteractionOptions weighting;  // how training weighted purchases (decay, reference time)
   RowMajorMatrixXf unit_items;   // item factors scaled to unit length (cosine)
   // Whether each item / customer row is non-zero (has a vector), for the audience's hot loops.
-  std::vector<uint8_t> has_item, has_user;
+  // Customers' flags are bits: 1M of them fit a core's L2 cache (128 KiB), read at random.
+  std::vector<uint8_t> has_item;
+  std::vector<bool> has_user;
   // Whether each customer row has an external id in the snapshot (forgotten ones have none).
-  std::vector<uint8_t> has_user_id;
+  std::vector<bool> has_user_id;
   std::unique_ptr<FoldInSolver> solver;
   // Item rows against the fixed customer factors: new products from their buyers.
   std::unique_ptr<FoldInSolver> item_solver;
@@ -1325,23 +1327,32 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         }
       }
     }
+    std::array<int64_t, kGroup> closest;
+    closest.fill(-1);
     for (size_t j = 0; j < n; ++j) {
       if (!lists[j]) continue;
-      Scored& s = scored[first + j];
       float best = -2;
-      int64_t closest = -1;
       for (uint32_t p : *lists[j]) {
         if (p >= model.has_item.size() || !model.has_item[p]) continue;
         const float cosine = cosines.size() > 0 ? cosines[p] : model.unit_items.row(p).dot(unit_h);
         if (cosine > best) {
           best = cosine;
-          closest = p;
+          closest[j] = p;
         }
       }
-      if (closest >= 0) {
-        s.reason = model.ProductName(*store_, static_cast<uint32_t>(closest));
-        s.kind = "purchased";
+    }
+    // The reasons' names: one more scattered read each, overlapped the same way.
+    const auto& product_ids = model.snapshot.product_ids;
+    for (size_t j = 0; j < n; ++j) {
+      if (closest[j] >= 0 && static_cast<size_t>(closest[j]) < product_ids.size()) {
+        __builtin_prefetch(&product_ids[static_cast<size_t>(closest[j])]);
       }
+    }
+    for (size_t j = 0; j < n; ++j) {
+      if (closest[j] < 0) continue;
+      Scored& s = scored[first + j];
+      s.reason = model.ProductName(*store_, static_cast<uint32_t>(closest[j]));
+      s.kind = "purchased";
     }
   }
   caches_lock.unlock();
@@ -1368,7 +1379,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
 }
 
 std::string AudienceResultJsonText(const AudienceResult& r, const std::string* product) {
-  JsonWriter w;
+  JsonWriter w(256 + 160 * r.customers.size());  // about 130 bytes per customer
   w.BeginObject();
   if (product) w.Key("product").String(*product);
   w.Key("model_version").Int(r.model_version).Key("product_vector").String(r.product_vector);
@@ -1383,10 +1394,10 @@ std::string AudienceResultJsonText(const AudienceResult& r, const std::string* p
     w.Key("reason");
     if (m.reason_kind == "purchased") {
       w.BeginObject().Key("kind").String("purchased").Key("product").String(m.reason);
-      w.Key("text").String("because you bought " + m.reason).EndObject();
+      w.Key("text").String("because you bought ", m.reason).EndObject();
     } else if (m.reason_kind == "stated_interest") {
       w.BeginObject().Key("kind").String("stated_interest").Key("category").String(m.reason);
-      w.Key("text").String("you told us you like " + m.reason).EndObject();
+      w.Key("text").String("you told us you like ", m.reason).EndObject();
     } else {
       w.Null();
     }

@@ -920,7 +920,7 @@ class HttpServer::Impl {
               w.Null();
             } else {
               w.BeginObject().Key("kind").String("purchased").Key("product").String(item.because);
-              w.Key("text").String("because you bought " + item.because).EndObject();
+              w.Key("text").String("because you bought ", item.because).EndObject();
             }
             w.EndObject();
           }

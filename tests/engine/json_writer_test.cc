@@ -53,6 +53,22 @@ TEST(JsonWriter, WritesDocumentsThatParseBackToTheValues) {
 
 // Bytes that are not UTF-8 (a lone continuation byte, a truncated sequence, an overlong form, a
 // surrogate) become U+FFFD, so the document stays valid.
+// A string written as prefix + rest is the joined string, escaped as one: plain ASCII as it is,
+// and anything with an escape or non-ASCII byte on either side through the escaping path.
+TEST(JsonWriter, WritesAJoinedStringAsOne) {
+  JsonWriter w(8);  // grows past its reservation
+  w.BeginArray().String("because you bought ", "p-17").String("a \"quoted\" ", "caf\xc3\xa9\n");
+  w.String("", "").String("bad \xff ", "tail").EndArray();
+  const std::string text = w.Take();
+  const std::string head = R"(["because you bought p-17","a \"quoted\" )";
+  EXPECT_EQ(text.substr(0, head.size()), head);
+  const json j = json::parse(text);
+  EXPECT_EQ(j[0], "because you bought p-17");
+  EXPECT_EQ(j[1], "a \"quoted\" caf\xc3\xa9\n");
+  EXPECT_EQ(j[2], "");
+  EXPECT_EQ(j[3], "bad \xef\xbf\xbd tail");  // U+FFFD for the invalid byte
+}
+
 TEST(JsonWriter, ReplacesInvalidUtf8) {
   for (const std::string& bad : {std::string("a\x80z"), std::string("ab\xe2\x82"),
                                  std::string("\xc0\xaf"), std::string("\xed\xa0\x80")}) {

@@ -20,7 +20,8 @@ namespace affinity {
 
 class JsonWriter {
  public:
-  JsonWriter() { out_.reserve(1024); }
+  // `reserve`: bytes to allocate up front (a large document then grows without copies).
+  explicit JsonWriter(size_t reserve = 1024) { out_.reserve(reserve); }
 
   JsonWriter& BeginObject() { return Open('{'); }
   JsonWriter& EndObject() { return Close('}'); }
@@ -39,6 +40,20 @@ class JsonWriter {
   JsonWriter& String(std::string_view s) {
     Separate();
     Escaped(s);
+    return *this;
+  }
+  // One string value: `prefix` followed by `s` (without building the joined string).
+  JsonWriter& String(std::string_view prefix, std::string_view s) {
+    Separate();
+    if (!Plain(prefix) || !Plain(s)) {
+      std::string joined(prefix);
+      joined += s;
+      Escaped(joined);
+      return *this;
+    }
+    out_ += '"';
+    out_.append(prefix).append(s);
+    out_ += '"';
     return *this;
   }
   JsonWriter& Int(int64_t v) {
@@ -95,7 +110,22 @@ class JsonWriter {
     first_.back() = false;
   }
 
+  // Printable ASCII other than '"' and '\\': written as it is (ids and keys usually are).
+  static bool Plain(std::string_view s) {
+    for (const char ch : s) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+    }
+    return true;
+  }
+
   void Escaped(std::string_view s) {
+    if (Plain(s)) {  // one pass instead of the UTF-8 check and the escape scan
+      out_ += '"';
+      out_.append(s);
+      out_ += '"';
+      return;
+    }
     if (!ValidUtf8(s)) {
       out_ += nlohmann::json(std::string(s))
                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
