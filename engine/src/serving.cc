@@ -283,13 +283,18 @@ struct ServingEngine::Caches {
     InsertSorted(&purchase_times[customer], time, false);
   }
 
-  // Appends a stored event to the customer's history if it is a purchase or a return.
-  void AddToHistory(const Event& e) {
+  // Adds a stored event to the customer's history if it is a purchase or a return: after the
+  // events of the same or an earlier time (the store orders equal times by event-id hash, so
+  // after a restart such ties may come in another order; nothing served depends on it).
+  void InsertIntoHistory(const Event& e) {
     if (e.type != EventType::kPurchase && e.type != EventType::kReturn) return;
     if (history.size() <= e.customer.value) history.resize(e.customer.value + 1);
+    auto& h = history[e.customer.value];
     const auto q = static_cast<float>(e.quantity);
-    history[e.customer.value].push_back(
-        {e.time, e.product.value, e.type == EventType::kReturn ? -q : q});
+    const Purchase p{e.time, e.product.value, e.type == EventType::kReturn ? -q : q};
+    auto at = h.end();  // usually the newest: search back from the end
+    while (at != h.begin() && (at - 1)->time > e.time) --at;
+    h.insert(at, p);
   }
 
   // The customer's history as events (no channel or event id), for NetPurchases.
@@ -367,7 +372,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
     // Events arrive in (customer, time) order, so buyer lists, purchase times and histories are
     // appended in ascending order.
     newest = std::max(newest, e.time);
-    c.AddToHistory(e);
+    c.InsertIntoHistory(e);
     if (e.type != EventType::kPurchase || e.customer.value >= c.bought.size()) return true;
     auto& v = c.buyers[e.product.value];
     if (v.empty() || v.back() != e.customer.value) v.push_back(e.customer.value);
@@ -1500,37 +1505,31 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
     while (seen < e.time && !newest_event_.compare_exchange_weak(seen, e.time)) {
     }
   }
+  // The caches take the events the store kept (a repeated event id changes nothing), of the
+  // customers still stored: one forgotten since is not brought back (ForgetCustomer deletes from
+  // the store before it clears the caches under this lock).
   std::vector<uint32_t> customers, products;
   {
     std::unique_lock lock(caches_->mu);
-    for (const EventInput& e : valid) {
-      auto customer = store_->FindCustomer(e.customer);
-      auto product = store_->FindProduct(e.product);
-      if (!customer.ok() || !product.ok()) continue;
-      customers.push_back(customer->value);
-      if (e.type == EventType::kPurchase) products.push_back(product->value);
-      if (customer->value >= caches_->live.size()) caches_->live.resize(customer->value + 1);
-      caches_->live[customer->value] = true;
+    std::unordered_map<uint32_t, bool> stored;
+    for (const Event& e : result.stored.events) {
+      const uint32_t customer = e.customer.value, product = e.product.value;
+      auto [known, fresh] = stored.try_emplace(customer, false);
+      if (fresh) known->second = store_->CustomerExternalId(e.customer).ok();
+      if (!known->second) continue;
+      customers.push_back(customer);
+      if (customer >= caches_->live.size()) caches_->live.resize(customer + 1);
+      caches_->live[customer] = true;
       if (e.type == EventType::kPurchase) {
-        caches_->AddPurchase(product->value, customer->value, e.time);
+        products.push_back(product);
+        caches_->AddPurchase(product, customer, e.time);
       }
-      if (product->value >= caches_->products.size()) caches_->SetProduct(product->value, {});
-    }
-    // Their histories, re-read from the store (which dropped duplicate event ids): under the lock,
-    // so the last refresh of a customer sees every batch stored before it.
-    std::sort(customers.begin(), customers.end());
-    customers.erase(std::unique(customers.begin(), customers.end()), customers.end());
-    for (uint32_t customer : customers) {
-      auto stored = store_->CustomerHistory(CustomerId{customer});
-      if (!stored.ok()) {  // stored, but served from the previous history until a restart
-        result.fold_in_errors.push_back(stored.status());
-        continue;
-      }
-      if (caches_->history.size() <= customer) caches_->history.resize(customer + 1);
-      caches_->history[customer].clear();
-      for (const Event& e : *stored) caches_->AddToHistory(e);
+      caches_->InsertIntoHistory(e);
+      if (product >= caches_->products.size()) caches_->SetProduct(product, {});
     }
   }
+  std::sort(customers.begin(), customers.end());
+  customers.erase(std::unique(customers.begin(), customers.end()), customers.end());
   for (uint32_t customer : customers) {
     // The events are durable already: a failed re-solve is reported, not returned as an error
     // (the customer keeps their previous vector until the next success or retrain).

@@ -336,6 +336,7 @@ Result<AppendResult> Store::AppendEvents(std::span<const EventInput> events) {
     batch.Put(d.events, key, value);
     batch.Put(d.ids, index_key, key);
     ++result.written;
+    result.events.push_back(std::move(e));
 
     auto [cit, cinserted] = customer_first.try_emplace(cid, in.time, new_customer);
     if (!cinserted) cit->second.first = std::min(cit->second.first, in.time);

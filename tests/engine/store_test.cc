@@ -76,10 +76,17 @@ TEST(Store, SameEventTwiceIsStoredOnce) {
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->written, 2);
   EXPECT_EQ(first->duplicates, 1);
+  // The events stored, with internal ids, in input order (what the server's caches take).
+  ASSERT_EQ(first->events.size(), 2u);
+  EXPECT_EQ(first->events[0].event_id, "e1");
+  EXPECT_EQ(first->events[1].event_id, "e2");
+  EXPECT_EQ(first->events[1].customer, *store->FindCustomer("alice"));
+  EXPECT_EQ(first->events[1].product, *store->FindProduct("tea"));
   auto second = store->AppendEvents(batch);
   ASSERT_TRUE(second.ok());
   EXPECT_EQ(second->written, 0);
   EXPECT_EQ(second->duplicates, 3);
+  EXPECT_TRUE(second->events.empty());
   // Same id with different content is still the same event: not stored again.
   std::vector<EventInput> changed = {Purchase("alice", "mug", 999, "e1", 5)};
   EXPECT_EQ(store->AppendEvents(changed)->written, 0);

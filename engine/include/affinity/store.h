@@ -44,6 +44,8 @@ struct AppendResult {
   int64_t new_customers = 0;  // external customer ids seen for the first time
   int64_t new_products = 0;   // external product ids seen for the first time
   int64_t bytes = 0;          // key + value bytes put into the WriteBatch
+  // The events newly stored (not the duplicates), with their internal ids, in input order.
+  std::vector<Event> events;
 };
 
 // What Store::ForgetCustomer removed.
