@@ -70,6 +70,46 @@ std::vector<std::string> NormalizedInterests(const std::vector<std::string>& int
   return out;
 }
 
+// External id → row of a snapshot's id list, by open addressing over row numbers (8 bytes per
+// id at most; the strings stay in the snapshot), so the hot routes resolve ids without a store
+// read. Rows with an empty id are not indexed. Immutable after construction.
+class IdLookup {
+ public:
+  IdLookup() = default;
+  explicit IdLookup(const std::vector<std::string>* ids) : ids_(ids) {
+    size_t n = 0;
+    for (const auto& id : *ids) n += !id.empty();
+    size_t capacity = 16;
+    while (capacity < 2 * n) capacity <<= 1;
+    slots_.assign(capacity, kEmpty);
+    mask_ = capacity - 1;
+    for (size_t row = 0; row < ids->size(); ++row) {
+      const std::string& id = (*ids)[row];
+      if (id.empty()) continue;
+      size_t i = Hash(id) & mask_;
+      while (slots_[i] != kEmpty) i = (i + 1) & mask_;
+      slots_[i] = static_cast<uint32_t>(row);
+    }
+  }
+
+  // The row whose id is `id`, if any.
+  std::optional<uint32_t> Find(std::string_view id) const {
+    if (slots_.empty() || id.empty()) return std::nullopt;
+    for (size_t i = Hash(id) & mask_;; i = (i + 1) & mask_) {
+      const uint32_t row = slots_[i];
+      if (row == kEmpty) return std::nullopt;
+      if ((*ids_)[row] == id) return row;
+    }
+  }
+
+ private:
+  static size_t Hash(std::string_view s) { return std::hash<std::string_view>{}(s); }
+  static constexpr uint32_t kEmpty = std::numeric_limits<uint32_t>::max();
+  const std::vector<std::string>* ids_ = nullptr;
+  std::vector<uint32_t> slots_;
+  size_t mask_ = 0;
+};
+
 bool NonZero(const RowMajorMatrixXf& m, int64_t row) {
   return row >= 0 && row < m.rows() && m.row(row).squaredNorm() > 0;
 }
@@ -118,6 +158,8 @@ struct ServingEngine::Model {
   // Item rows against the fixed customer factors: new products from their buyers.
   std::unique_ptr<FoldInSolver> item_solver;
   std::unique_ptr<VectorIndex> items, similar, customers;
+  // The snapshot's external ids → internal ids (rows are the store's ids).
+  IdLookup customer_lookup, product_lookup;
   // Mean unit item vector of each category path (every level), for learned interests.
   std::unordered_map<std::string, Eigen::VectorXf> category_centroids;
   std::string loaded_at;
@@ -464,6 +506,8 @@ Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
   }
   model->solver = std::make_unique<FoldInSolver>(model->ials, &s.item_factors, s.item_weights);
   model->solver->PrepareExplanations();  // reasons without a d × d factorization per request
+  model->customer_lookup = IdLookup(&s.customer_ids);
+  model->product_lookup = IdLookup(&s.product_ids);
   model->item_solver =
       std::make_unique<FoldInSolver>(model->ials, &s.user_factors, Eigen::VectorXf());
   model->unit_items = s.item_factors;
@@ -505,6 +549,20 @@ Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
       VectorIndex::Build(s.user_factors, options_.customer_index, &s.item_factors));
   model->loaded_at = FormatTimestamp(Now());
   return std::shared_ptr<const Model>(std::move(model));
+}
+
+Result<CustomerId> ServingEngine::FindCustomer(const Model& model, std::string_view id) const {
+  if (std::optional<uint32_t> row = model.customer_lookup.Find(id)) {
+    // Unless forgotten since the snapshot (the id may then belong to a new customer).
+    std::shared_lock lock(caches_->mu);
+    if (*row < caches_->live.size() && caches_->live[*row]) return CustomerId{*row};
+  }
+  return store_->FindCustomer(id);
+}
+
+Result<ProductId> ServingEngine::FindProduct(const Model& model, std::string_view id) const {
+  if (std::optional<uint32_t> row = model.product_lookup.Find(id)) return ProductId{*row};
+  return store_->FindProduct(id);  // created after the snapshot
 }
 
 Result<Eigen::VectorXf> ServingEngine::Solve(const Model& model, CustomerId customer) const {
@@ -620,9 +678,9 @@ Result<int64_t> ServingEngine::Reload(bool force) {
 Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request) const {
   if (request.k < 1) return Status::InvalidArgument("k must be >= 1", "k");
   const size_t k = static_cast<size_t>(std::min(request.k, options_.max_k));
-  AFFINITY_ASSIGN_OR_RETURN(CustomerId customer, store_->FindCustomer(request.customer));
   std::shared_ptr<State> state = current();
   const Model& model = *state->model;
+  AFFINITY_ASSIGN_OR_RETURN(CustomerId customer, FindCustomer(model, request.customer));
   RecommendResult result;
   result.model_version = model.snapshot.version;
 
@@ -797,9 +855,9 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
                                                            int64_t* model_version) const {
   if (k < 1) return Status::InvalidArgument("k must be >= 1", "k");
   const size_t want = static_cast<size_t>(std::min(k, options_.max_k));
-  AFFINITY_ASSIGN_OR_RETURN(ProductId id, store_->FindProduct(product));
   std::shared_ptr<State> state = current();
   const Model& model = *state->model;
+  AFFINITY_ASSIGN_OR_RETURN(ProductId id, FindProduct(model, product));
   if (model_version) *model_version = model.snapshot.version;
   Eigen::VectorXf query;
   if (model.HasItem(id.value)) {
@@ -1012,7 +1070,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   Eigen::VectorXf h;
   const std::string name = request.product.empty() ? "the described product" : request.product;
   if (!request.product.empty()) {
-    AFFINITY_ASSIGN_OR_RETURN(ProductId id, store_->FindProduct(request.product));
+    AFFINITY_ASSIGN_OR_RETURN(ProductId id, FindProduct(model, request.product));
     product = id.value;
     {
       std::shared_lock lock(caches_->mu);

@@ -309,7 +309,15 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
         std::vector<FaissIdx> cell_of(static_cast<size_t>(n));
         quantizer.assign(n, augmented.data(), cell_of.data());
         const Eigen::Map<const RowMajorMatrixXf> centroids(quantizer.get_xb(), cells, d + 1);
-        out->centroids_ = centroids.leftCols(d);
+        // Centroids in half precision too: every query scans all of them (half the bytes; they
+        // only choose cells, and each cell's rows are re-scored).
+        out->centroid_codes_.resize(static_cast<size_t>(cells * d));
+        for (int64_t c = 0; c < cells; ++c) {
+          for (int j = 0; j < d; ++j) {
+            out->centroid_codes_[static_cast<size_t>(c * d + j)] =
+                std::bit_cast<uint16_t>(static_cast<_Float16>(centroids(c, j)));
+          }
+        }
         out->centroid_norms2_ = centroids.rowwise().squaredNorm();
         out->cell_start_.assign(static_cast<size_t>(cells) + 1, 0);
         for (FaissIdx c : cell_of) ++out->cell_start_[static_cast<size_t>(c) + 1];
@@ -415,8 +423,7 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
                            std::ceil(options_.ivf_scan_factor * static_cast<double>(k) / cell))));
       thread_local std::vector<float> scores;
       scores.resize(static_cast<size_t>(nlist_));
-      DotRows(query, centroids_.data(), static_cast<size_t>(nlist_), static_cast<size_t>(d), d,
-              scores.data());
+      DotRowsHalf(query, centroid_codes_.data(), static_cast<size_t>(nlist_), d, scores.data());
       Best cells(nprobe);
       const float* norms2 = centroid_norms2_.data();
       for (int64_t c = 0; c < nlist_; ++c) {

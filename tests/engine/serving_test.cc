@@ -196,6 +196,22 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   ASSERT_TRUE(snapshot.ok());
   EXPECT_EQ(std::count(snapshot->customer_ids.begin(), snapshot->customer_ids.end(), victim), 0);
   EXPECT_EQ(snapshot->user_factors.row(receipt->store.internal_id).squaredNorm(), 0.0f);
+  // The same external id buying again is a new customer (a new internal id), whom the running
+  // engine finds although its snapshot still lists the id under the forgotten row.
+  EventInput comeback;
+  comeback.customer = victim;
+  comeback.product = "k04";
+  comeback.time = 1'700'000'000;
+  comeback.event_id = "comeback-1";
+  auto added = engine_->AddEvents({&comeback, 1});
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  ASSERT_TRUE(store_->FindCustomer(victim).ok());
+  EXPECT_NE(store_->FindCustomer(victim)->value, receipt->store.internal_id);
+  rr.exclude_purchased = true;
+  auto back = engine_->Recommend(rr);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->source, "fold_in");
+  for (const auto& item : back->items) EXPECT_NE(item.product, "k04");
 }
 
 TEST_F(ServingEngineTest, ReloadSwapsAndKeepsFoldedInCustomers) {

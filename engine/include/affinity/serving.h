@@ -333,9 +333,13 @@ class ServingEngine {
   Result<std::shared_ptr<const Model>> LoadModel(std::optional<int64_t> version) const;
   // Re-solves `customer` on the current state; retries if a reload retired it meanwhile.
   Status FoldIn(CustomerId customer);
-  // The customer's row from their stored history; empty if none of their products is in the
-  // model.
+  // The customer's row from their history (the caches' copy of the store's); empty if none of
+  // their products is in the model.
   Result<Eigen::VectorXf> Solve(const Model& model, CustomerId customer) const;
+  // Internal ids of external ones: the snapshot's ids from memory (a customer forgotten since is
+  // looked up in the store, where the id may be new), others from the store. NotFound if unknown.
+  Result<CustomerId> FindCustomer(const Model& model, std::string_view id) const;
+  Result<ProductId> FindProduct(const Model& model, std::string_view id) const;
   void RefreshPopular();
   // The vector of a product without a trained row, from its attributes and buyers (see the file
   // comment), and where it came from; empty if there is nothing to go on.

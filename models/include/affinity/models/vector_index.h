@@ -106,10 +106,10 @@ class VectorIndex {
   VectorIndexOptions options_;
   // IVF: nlist_ cells. Cell c holds the positions cell_pos_[cell_start_[c] .. cell_start_[c+1])
   // and, in the same order, their rows in half precision (IEEE binary16 bits, d per row) in
-  // cell_codes_; centroids_ are the cells' k-means centres (first d coordinates) and
-  // centroid_norms2_ their squared norms with the augmented coordinate.
+  // cell_codes_; centroid_codes_ are the cells' k-means centres (first d coordinates, half
+  // precision, d per cell) and centroid_norms2_ their squared norms with the augmented coordinate.
   int64_t nlist_ = 1;
-  RowMajorMatrixXf centroids_;
+  std::vector<uint16_t> centroid_codes_;
   Eigen::VectorXf centroid_norms2_;
   std::vector<int64_t> cell_start_;
   std::vector<int64_t> cell_pos_;
