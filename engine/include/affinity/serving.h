@@ -1,7 +1,9 @@
 // ServingEngine: everything the HTTP server answers, as library calls. It owns the loaded model
 // snapshot with its vector indexes, the online updates made since (fold-in), and small in-memory
-// caches of the store (catalog, buyers per product, opt-outs); the store stays the source of
-// truth and every write goes to it first.
+// caches of the store (catalog, buyers per product, opt-outs, every customer's purchases and
+// returns); the store stays the source of truth and every write goes to it first, then to the
+// caches (the events it kept). Recommendations, similar products and audiences read no store
+// except for ids created after the snapshot (the snapshot's ids are resolved from memory).
 //
 // Model state. A snapshot is loaded into an immutable ServingModel: factors, id maps, the
 // fold-in solver and three VectorIndexes (products by inner product for recommendations, products
@@ -10,13 +12,13 @@
 // requests finish on the old model.
 //
 // Online updates (fold-in). After events are stored, each affected customer's row is re-solved
-// exactly against the fixed item factors (FoldInSolver) from their whole stored history,
-// weighted as training weighted it (interactions.h, NetPurchases; decay measured from the later
-// of the snapshot's reference time and the customer's newest event). The new vector goes into an
-// overlay that recommendations read first. The customer index is not modified: audiences score
-// overlay customers exactly and drop their stale index entries, so the next request sees the
-// update. A reload re-solves every overlay customer against the new model before and after the
-// swap, so no update is lost to a concurrent reload.
+// exactly against the fixed item factors (FoldInSolver) from their whole history (the caches'
+// copy of the store's), weighted as training weighted it (interactions.h, NetPurchases; decay
+// measured from the later of the snapshot's reference time and the customer's newest event).
+// The new vector goes into an overlay that recommendations read first. The customer index is
+// not modified: audiences score overlay customers exactly and drop their stale index entries,
+// so the next request sees the update. A reload re-solves every overlay customer against the
+// new model before and after the swap, so no update is lost to a concurrent reload.
 //
 // New products. A product without a vector in the snapshot (created or first sold after it) gets
 // one from its attributes through the snapshot's cold-start map, and, as purchases of it arrive,
