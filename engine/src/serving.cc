@@ -70,9 +70,9 @@ std::vector<std::string> NormalizedInterests(const std::vector<std::string>& int
   return out;
 }
 
-// External id → row of a snapshot's id list, by open addressing over row numbers (8 bytes per
-// id at most; the strings stay in the snapshot), so the hot routes resolve ids without a store
-// read. Rows with an empty id are not indexed. Immutable after construction.
+// External id → row of a snapshot's id list, by open addressing over row numbers (8-16 bytes
+// per id; the strings stay in the snapshot), so the hot routes resolve ids without a store read.
+// Rows with an empty id are not indexed. Immutable after construction.
 class IdLookup {
  public:
   IdLookup() = default;
