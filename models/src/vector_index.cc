@@ -53,6 +53,18 @@ struct FloatRows {
   }
   static float At(const float* p, int j) { return p[j]; }
 };
+// Rows of 8-bit codes (consecutive, d per row): a scan of them reads a quarter of the float bytes.
+struct ByteRows {
+  using Element = uint8_t;
+  const uint8_t* base;
+  size_t stride;
+  const uint8_t* Row(size_t i) const { return base + i * stride; }
+  __attribute__((target("avx2,fma,f16c"), always_inline)) static __m256 Load8(const uint8_t* p) {
+    return _mm256_cvtepi32_ps(
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static float At(const uint8_t* p, int j) { return static_cast<float>(p[j]); }
+};
 struct HalfRows {
   using Element = uint16_t;
   const uint16_t* base;
@@ -134,6 +146,11 @@ void DotRows(const float* q, const float* base, size_t n, size_t stride, int d, 
 // The same for n consecutive rows of d half-precision floats (bits).
 void DotRowsHalf(const float* q, const uint16_t* base, size_t n, int d, float* out) {
   DotRowsAny(q, HalfRows{base, static_cast<size_t>(d)}, n, d, out);
+}
+
+// The same for n consecutive rows of d 8-bit codes (q·code; the caller scales q).
+void DotRowsBytes(const float* q, const uint8_t* base, size_t n, int d, float* out) {
+  DotRowsAny(q, ByteRows{base, static_cast<size_t>(d)}, n, d, out);
 }
 
 // HNSW minimizes distances: the inner product enters negated (as Faiss's own IP search does).
@@ -326,13 +343,22 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
         }
         std::vector<int64_t> fill(out->cell_start_.begin(), out->cell_start_.end() - 1);
         out->cell_pos_.resize(static_cast<size_t>(n));
+        // 8-bit codes per dimension over the rows' range: x ≈ min_j + step_j · code.
+        const Eigen::RowVectorXf lo = out->vectors_.colwise().minCoeff();
+        const Eigen::RowVectorXf hi = out->vectors_.colwise().maxCoeff();
+        out->code_step_.resize(d);
+        for (int j = 0; j < d; ++j) {
+          const float range = hi(j) - lo(j);
+          out->code_step_(j) = range > 0 ? range / 255.0f : 1.0f;
+        }
         out->cell_codes_.resize(static_cast<size_t>(n * d));
         for (int64_t i = 0; i < n; ++i) {
           const auto at = fill[static_cast<size_t>(cell_of[static_cast<size_t>(i)])]++;
           out->cell_pos_[static_cast<size_t>(at)] = i;
           for (int j = 0; j < d; ++j) {
+            const float code = std::round((out->vectors_(i, j) - lo(j)) / out->code_step_(j));
             out->cell_codes_[static_cast<size_t>(at * d + j)] =
-                std::bit_cast<uint16_t>(static_cast<_Float16>(out->vectors_(i, j)));
+                static_cast<uint8_t>(std::clamp(code, 0.0f, 255.0f));
           }
         }
       } else {
@@ -434,12 +460,16 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
       // farther cells mostly fail one comparison instead of filling the buffer (fewer cuts).
       auto& nearest = cells.items();
       std::sort(nearest.begin(), nearest.end(), std::greater<>());
+      // q·x ≈ q·min + Σ_j (q_j step_j) code_j; the first term is the same for every row, so
+      // the rows are ranked by the second.
+      thread_local Eigen::VectorXf scaled;
+      scaled = Eigen::Map<const Eigen::VectorXf>(query, d).cwiseProduct(code_step_);
       Best candidates(static_cast<size_t>(k + std::max<int64_t>(16, k / 4)));
       for (const auto& [unused, c] : nearest) {
         const int64_t first = cell_start_[static_cast<size_t>(c)];
         const auto n = static_cast<size_t>(cell_start_[static_cast<size_t>(c) + 1] - first);
         if (scores.size() < n) scores.resize(n);
-        DotRowsHalf(query, cell_codes_.data() + first * d, n, d, scores.data());
+        DotRowsBytes(scaled.data(), cell_codes_.data() + first * d, n, d, scores.data());
         for (size_t j = 0; j < n; ++j) {
           candidates.Push(scores[j], cell_pos_[static_cast<size_t>(first) + j]);
         }

@@ -11,8 +11,9 @@
 //          MIPS-to-NN reduction of Bachrach et al. (2014): row x becomes [x, sqrt(M² - ‖x‖²)]
 //          with M the largest row norm and a query q becomes [q, 0], so ‖q' - x'‖² = ‖q‖² + M² -
 //          2 q·x and the nearest row is the one with the largest q·x. Each cell's rows are kept
-//          contiguous in half precision (half the memory traffic of a scan, which is what a
-//          query waits on); the best k + max(16, k/4) of the scan are re-scored in float.
+//          contiguous as 8-bit codes per dimension over the rows' range (a quarter of the
+//          memory traffic of a float scan, which is what a query waits on; the centroids in
+//          half precision); the best k + max(16, k/4) of the scan are re-scored in float.
 // Candidates of every kind are re-scored exactly (q·x from the original rows) before they are
 // returned. Scans use an AVX2/FMA/F16C kernel chosen at run time (four rows per pass), with a
 // portable fallback. (Measured choices: benchmarks/bench_search.cc; README "Serving".)
@@ -105,15 +106,16 @@ class VectorIndex {
   RowMajorMatrixXf vectors_;   // the indexed rows, for exact re-scoring
   VectorIndexOptions options_;
   // IVF: nlist_ cells. Cell c holds the positions cell_pos_[cell_start_[c] .. cell_start_[c+1])
-  // and, in the same order, their rows in half precision (IEEE binary16 bits, d per row) in
-  // cell_codes_; centroid_codes_ are the cells' k-means centres (first d coordinates, half
+  // and, in the same order, their rows as 8-bit codes (d per row: x_j ≈ min_j + code_step_j ·
+  // code) in cell_codes_; centroid_codes_ are the cells' k-means centres (first d coordinates, half
   // precision, d per cell) and centroid_norms2_ their squared norms with the augmented coordinate.
   int64_t nlist_ = 1;
   std::vector<uint16_t> centroid_codes_;
   Eigen::VectorXf centroid_norms2_;
   std::vector<int64_t> cell_start_;
   std::vector<int64_t> cell_pos_;
-  std::vector<uint16_t> cell_codes_;
+  std::vector<uint8_t> cell_codes_;
+  Eigen::VectorXf code_step_;  // per dimension: a code's unit (codes count from the minimum)
   double recall_at_10_ = 1;
   double build_seconds_ = 0;
 };
