@@ -42,7 +42,8 @@ __attribute__((target_clones("arch=haswell", "default"))) float Dot(const float*
 
 float HalfToFloat(uint16_t bits) { return static_cast<float>(std::bit_cast<_Float16>(bits)); }
 
-// Rows of a scan: floats (any stride) or half-precision bits (IEEE binary16, consecutive).
+// Rows of a scan: floats (any stride), 8-bit codes or half-precision bits (IEEE binary16); the
+// last two consecutive.
 struct FloatRows {
   using Element = float;
   const float* base;
@@ -53,7 +54,7 @@ struct FloatRows {
   }
   static float At(const float* p, int j) { return p[j]; }
 };
-// Rows of 8-bit codes (consecutive, d per row): a scan of them reads a quarter of the float bytes.
+// 8-bit codes (d per row): a scan of them reads a quarter of the float bytes.
 struct ByteRows {
   using Element = uint8_t;
   const uint8_t* base;
