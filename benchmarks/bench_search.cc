@@ -9,7 +9,8 @@
 // Items are searched with customer vectors as queries (recommendations, k = 10); customers with
 // item vectors (audiences, k = 10 and k = 1000). AFFINITY_BENCH_EF_SEARCH sets HNSW's search
 // breadth (default VectorIndexOptions::hnsw_ef_search), AFFINITY_BENCH_NPROBE the IVF cells
-// scanned per query (default VectorIndexOptions::ivf_nprobe).
+// scanned per query (default VectorIndexOptions::ivf_nprobe), AFFINITY_BENCH_NLIST the IVF cell
+// count (default VectorIndexOptions::ivf_nlist: automatic).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -87,6 +88,7 @@ void BM_Search(benchmark::State& state) {
   o.recall_queries = 0;
   if (const char* ef = std::getenv("AFFINITY_BENCH_EF_SEARCH")) o.hnsw_ef_search = std::atoi(ef);
   if (const char* nprobe = std::getenv("AFFINITY_BENCH_NPROBE")) o.ivf_nprobe = std::atoi(nprobe);
+  if (const char* nlist = std::getenv("AFFINITY_BENCH_NLIST")) o.ivf_nlist = std::atoi(nlist);
   auto index = VectorIndex::Build(base, o);
   if (!index.ok()) {
     state.SkipWithError(index.status().ToString().c_str());

@@ -751,9 +751,9 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
     }
     top = best.Take();
   } else {
-    // Ask the index for more than k, as bought and unavailable products are dropped after.
-    int64_t want =
-        static_cast<int64_t>(k + (request.exclude_purchased ? purchased.size() : 0) + 16);
+    // Ask the index for more than k, as bought and unavailable products are dropped after (a few
+    // more for the unavailable; when too many were, it asks again for four times as many).
+    int64_t want = static_cast<int64_t>(k + (request.exclude_purchased ? purchased.size() : 0) + 4);
     for (;;) {
       AFFINITY_ASSIGN_OR_RETURN(auto hits, model.items->Search(w.data(), want));
       top.clear();
@@ -792,7 +792,7 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
     }
     if (index) {
       const int64_t want =
-          static_cast<int64_t>(k + (request.exclude_purchased ? purchased.size() : 0) + 16);
+          static_cast<int64_t>(k + (request.exclude_purchased ? purchased.size() : 0) + 4);
       AFFINITY_ASSIGN_OR_RETURN(auto hits, index->Search(w.data(), want));
       std::shared_lock lock(state->mu);
       for (const auto& hit : hits) {
