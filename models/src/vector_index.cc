@@ -43,34 +43,29 @@ __attribute__((target_clones("arch=haswell", "default"))) float Dot(const float*
 float HalfToFloat(uint16_t bits) { return static_cast<float>(std::bit_cast<_Float16>(bits)); }
 
 // Rows of a scan: floats (any stride), 8-bit codes or half-precision bits (IEEE binary16); the
-// last two consecutive.
-struct FloatRows {
-  using Element = float;
-  const float* base;
+// last two consecutive. Each kind adds how to load 8 values as floats (Load8) and one (At).
+template <typename E>
+struct RowsOf {
+  using Element = E;
+  const E* base;
   size_t stride;
-  const float* Row(size_t i) const { return base + i * stride; }
+  const E* Row(size_t i) const { return base + i * stride; }
+};
+struct FloatRows : RowsOf<float> {
   __attribute__((target("avx2,fma,f16c"), always_inline)) static __m256 Load8(const float* p) {
     return _mm256_loadu_ps(p);
   }
   static float At(const float* p, int j) { return p[j]; }
 };
 // 8-bit codes (d per row): a scan of them reads a quarter of the float bytes.
-struct ByteRows {
-  using Element = uint8_t;
-  const uint8_t* base;
-  size_t stride;
-  const uint8_t* Row(size_t i) const { return base + i * stride; }
+struct ByteRows : RowsOf<uint8_t> {
   __attribute__((target("avx2,fma,f16c"), always_inline)) static __m256 Load8(const uint8_t* p) {
     return _mm256_cvtepi32_ps(
         _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
   }
   static float At(const uint8_t* p, int j) { return static_cast<float>(p[j]); }
 };
-struct HalfRows {
-  using Element = uint16_t;
-  const uint16_t* base;
-  size_t stride;
-  const uint16_t* Row(size_t i) const { return base + i * stride; }
+struct HalfRows : RowsOf<uint16_t> {
   __attribute__((target("avx2,fma,f16c"), always_inline)) static __m256 Load8(const uint16_t* p) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
@@ -141,17 +136,17 @@ void DotRowsAny(const float* q, Rows rows, size_t n, int d, float* out) {
 
 // out[i] = q·row_i for n rows of d floats, row i at base + i·stride.
 void DotRows(const float* q, const float* base, size_t n, size_t stride, int d, float* out) {
-  DotRowsAny(q, FloatRows{base, stride}, n, d, out);
+  DotRowsAny(q, FloatRows{{base, stride}}, n, d, out);
 }
 
 // The same for n consecutive rows of d half-precision floats (bits).
 void DotRowsHalf(const float* q, const uint16_t* base, size_t n, int d, float* out) {
-  DotRowsAny(q, HalfRows{base, static_cast<size_t>(d)}, n, d, out);
+  DotRowsAny(q, HalfRows{{base, static_cast<size_t>(d)}}, n, d, out);
 }
 
 // The same for n consecutive rows of d 8-bit codes (q·code; the caller scales q).
 void DotRowsBytes(const float* q, const uint8_t* base, size_t n, int d, float* out) {
-  DotRowsAny(q, ByteRows{base, static_cast<size_t>(d)}, n, d, out);
+  DotRowsAny(q, ByteRows{{base, static_cast<size_t>(d)}}, n, d, out);
 }
 
 // HNSW minimizes distances: the inner product enters negated (as Faiss's own IP search does).
