@@ -10,7 +10,8 @@
 # (batches of 100). Prints one Markdown table row per route: req/s, p50, p99, non-2xx.
 # Knobs: CONNECTIONS (32), DURATION (20s), WARMUP (5s, unrecorded, before each route),
 # WRK_THREADS (2), ROUTES (a subset of the five, space-separated), SHOW_ERRORS=1 (wrk prints the
-# body of each non-2xx answer; costs wrk CPU on large answers).
+# body of each non-2xx answer; costs wrk CPU on large answers), AFFINITY (the binary to serve
+# with, default build/affinity: for A/B runs of two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/affinity-load}
@@ -29,7 +30,7 @@ if [[ ! -d "$work/db" ]]; then
   build/benchmarks/make_serving_shop "$work" "$customers" "$products" 3 64
 fi
 echo "write $key" >"$work/keys"
-build/affinity serve --db "$work/db" --snapshots "$work/snapshots" --listen "127.0.0.1:$port" \
+"${AFFINITY:-build/affinity}" serve --db "$work/db" --snapshots "$work/snapshots" --listen "127.0.0.1:$port" \
   --api-key-file "$work/keys" --no-insights >"$work/serve.out" 2>"$work/serve.err" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT

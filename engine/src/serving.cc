@@ -177,6 +177,9 @@ struct ServingEngine::Model {
 
   // The product's external id: from the snapshot (memory) when it has it, else the store
   // (products created after the snapshot). Empty if unknown.
+  void PrefetchProductName(uint32_t p) const {
+    if (p < snapshot.product_ids.size()) __builtin_prefetch(&snapshot.product_ids[p]);
+  }
   std::string ProductName(const Store& store, uint32_t p) const {
     if (p < snapshot.product_ids.size() && !snapshot.product_ids[p].empty()) {
       return snapshot.product_ids[p];
@@ -803,6 +806,9 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
     top = merged.Take();
   }
 
+  // The ids of the products listed are read last, a cache miss each: asked for now, they arrive
+  // while the reasons are computed.
+  for (const auto& [score, p] : top) model.PrefetchProductName(p);
   // Reasons: which past purchase contributes most to each score (fold-in decomposition).
   std::vector<std::string> because(top.size());
   if (w.size() > 0 && !top.empty()) {

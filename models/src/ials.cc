@@ -329,6 +329,16 @@ bool FoldInSolver::ExplainInBasis(std::span<const int32_t> items, std::span<cons
   for (size_t k = 0; k < items.size(); ++k) {
     if (items[k] < 0 || items[k] >= basis.rows() || !(weights[k] > 0)) return false;
   }
+  // The rows are scattered over the whole basis (a cache miss each when serving): every line of
+  // them is asked for before the first is used, so that the misses overlap.
+  auto prefetch = [&](int32_t row) {
+    const float* at = basis.data() + static_cast<Eigen::Index>(row) * d;
+    for (int j = 0; j < d; j += 16) __builtin_prefetch(at + j);
+  };
+  for (int32_t i : items) prefetch(i);
+  for (int32_t t : targets) {
+    if (t >= 0 && t < basis.rows()) prefetch(t);
+  }
   // B⁻¹ = Q diag(1 / (Λ + λ_u)) Qᵀ, so h_jᵀ B⁻¹ h_i = Σ_m ĥ_jm ĥ_im / (Λ_m + λ_u).
   const float lambda = RowRegularization(options_, n, item_factors_->rows());
   const Eigen::ArrayXf shifted = gram_eigenvalues_.array() + lambda;

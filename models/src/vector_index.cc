@@ -13,10 +13,12 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <exception>
 #include <functional>
 #include <limits>
 #include <random>
+#include <string_view>
 #include <unordered_set>
 
 namespace affinity {
@@ -40,10 +42,8 @@ __attribute__((target_clones("arch=haswell", "default"))) float Dot(const float*
   return s;
 }
 
-float HalfToFloat(uint16_t bits) { return static_cast<float>(std::bit_cast<_Float16>(bits)); }
-
-// Rows of a scan: floats (any stride), 8-bit codes or half-precision bits (IEEE binary16); the
-// last two consecutive. Each kind adds how to load 8 values as floats (Load8) and one (At).
+// Rows of a scan: floats (any stride) or 8-bit codes (consecutive). Each kind adds how to load 8
+// values as floats (Load8) and one (At).
 template <typename E>
 struct RowsOf {
   using Element = E;
@@ -65,13 +65,6 @@ struct ByteRows : RowsOf<uint8_t> {
   }
   static float At(const uint8_t* p, int j) { return static_cast<float>(p[j]); }
 };
-struct HalfRows : RowsOf<uint16_t> {
-  __attribute__((target("avx2,fma,f16c"), always_inline)) static __m256 Load8(const uint16_t* p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  }
-  static float At(const uint16_t* p, int j) { return HalfToFloat(p[j]); }
-};
-
 // out[i] = q·row_i for n rows of d values. Four rows at a time with AVX2 FMA (one query load
 // feeds four accumulators; one horizontal reduction for the four), so a scan of an IVF cell or
 // of the exact index runs at memory speed rather than at the cost of one call and one reduction
@@ -139,14 +132,147 @@ void DotRows(const float* q, const float* base, size_t n, size_t stride, int d, 
   DotRowsAny(q, FloatRows{{base, stride}}, n, d, out);
 }
 
-// The same for n consecutive rows of d half-precision floats (bits).
-void DotRowsHalf(const float* q, const uint16_t* base, size_t n, int d, float* out) {
-  DotRowsAny(q, HalfRows{{base, static_cast<size_t>(d)}}, n, d, out);
+// Rows of m as 8-bit codes per dimension over m's range, row-major: m_ij ≈ min_j + step_j · code
+// (the scans rank rows by q · code, the q · min term being the same for every row). Code row r is
+// m's row order[r], or row r when `order` is empty.
+std::vector<uint8_t> Quantize(const Eigen::Ref<const RowMajorMatrixXf>& m,
+                              std::span<const int64_t> order, Eigen::VectorXf* step) {
+  const auto d = m.cols();
+  std::vector<uint8_t> codes(static_cast<size_t>(m.size()));
+  step->resize(d);
+  if (m.rows() == 0) return codes;
+  const Eigen::RowVectorXf lo = m.colwise().minCoeff();
+  const Eigen::RowVectorXf hi = m.colwise().maxCoeff();
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const float range = hi(j) - lo(j);
+    (*step)(j) = range > 0 ? range / 255.0f : 1.0f;
+  }
+  for (Eigen::Index r = 0; r < m.rows(); ++r) {
+    const Eigen::Index i = order.empty() ? r : order[static_cast<size_t>(r)];
+    for (Eigen::Index j = 0; j < d; ++j) {
+      const float code = std::round((m(i, j) - lo(j)) / (*step)(j));
+      codes[static_cast<size_t>(r * d + j)] = static_cast<uint8_t>(std::clamp(code, 0.0f, 255.0f));
+    }
+  }
+  return codes;
 }
 
-// The same for n consecutive rows of d 8-bit codes (q·code; the caller scales q).
-void DotRowsBytes(const float* q, const uint8_t* base, size_t n, int d, float* out) {
-  DotRowsAny(q, ByteRows{{base, static_cast<size_t>(d)}}, n, d, out);
+// A query for scans of 8-bit codes: q scaled by the codes' steps (q_j · step_j), and, where the
+// CPU has AVX-512 VNNI, the same quantized to signed bytes, q_j · step_j ≈ unit · byte_j, so that
+// a row's score is one multiply-add of 64 byte pairs per instruction (VPDPBUSD: unsigned codes by
+// signed query bytes, summed in 32-bit lanes; at most d · 255 · 127, no overflow below d = 66,000).
+// The bytes' rounding moves a score by at most unit/2 · Σ code_j: the scan only picks candidates
+// for the exact re-scoring, and recall is measured on the result (Build).
+class ByteQuery {
+ public:
+  ByteQuery(const float* q, const Eigen::VectorXf& step) {
+    const int d = static_cast<int>(step.size());
+    scaled_ = Eigen::Map<const Eigen::VectorXf>(q, d).cwiseProduct(step);
+    if (!Vnni()) return;
+    const float top = scaled_.cwiseAbs().maxCoeff();
+    unit_ = top > 0 ? top / 127.0f : 1.0f;
+    // Padded with zeros to whole 64-byte blocks: the kernel reads the query without a mask.
+    bytes_.assign((static_cast<size_t>(d) + 63) / 64 * 64, 0);
+    for (int j = 0; j < d; ++j) {
+      bytes_[static_cast<size_t>(j)] = static_cast<int8_t>(std::lround(scaled_(j) / unit_));
+    }
+  }
+
+  // out[i] ≈ (q · step) · code_i for n consecutive rows of d codes at base.
+  void Score(const uint8_t* base, size_t n, int d, float* out) const;
+
+ private:
+  // AFFINITY_NO_VNNI=1 in the environment turns the VNNI kernel off (tests run both kernels on
+  // one machine; a fallback can be compared at load).
+  static bool Vnni() {
+    static const bool use = [] {
+      const char* off = std::getenv("AFFINITY_NO_VNNI");
+      if (off != nullptr && *off != '\0' && std::string_view(off) != "0") return false;
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni");
+    }();
+    return use;
+  }
+
+  Eigen::VectorXf scaled_;
+  std::vector<int8_t> bytes_;  // empty without VNNI
+  float unit_ = 1;
+};
+
+// GCC 12's AVX-512 headers build the 256-bit extracts on _mm256_undefined_si256(), which its
+// -Wmaybe-uninitialized then reports inside them (a known false positive); silenced for this
+// block only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define AFFINITY_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) inline
+
+// The two 256-bit halves of v, added.
+AFFINITY_VNNI __m256i AddHalves(__m512i v) {
+  return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+// Sums of the 16 lanes of each of a, b, c, d, as the four lanes of the result.
+AFFINITY_VNNI __m128i Sum4(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(AddHalves(a), AddHalves(b)),
+                                      _mm256_hadd_epi32(AddHalves(c), AddHalves(d)));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// Block b (64 codes) of a row of `blocks`; the last under `tail` (zeros past d, and nothing is
+// read past the row).
+AFFINITY_VNNI __m512i LoadBlock(const uint8_t* row, int b, int blocks, __mmask64 tail) {
+  return b + 1 < blocks ? _mm512_loadu_si512(row + b * 64)
+                        : _mm512_maskz_loadu_epi8(tail, row + b * 64);
+}
+
+// The VNNI scan: four rows at a time, 64 codes per instruction.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void ScoreBytesVnni(
+    const int8_t* q, float unit, const uint8_t* base, size_t n, int d, float* out) {
+  const int blocks = (d + 63) / 64;
+  const __mmask64 tail = d % 64 == 0 ? ~__mmask64{0} : (__mmask64{1} << (d % 64)) - 1;
+  const auto stride = static_cast<size_t>(d);
+  const __m128 scale = _mm_set1_ps(unit);
+  size_t i = 0;
+  // Rows kPrefetch ahead are asked for while these are scored (a cell's first rows otherwise
+  // wait on memory one after another: at load, the scan stalled on its loads).
+  constexpr size_t kPrefetch = 16;
+  const size_t lines = (stride + 63) / 64;
+  for (; i + 4 <= n; i += 4) {
+    const uint8_t* r = base + i * stride;
+    if (i + kPrefetch < n) {
+      const uint8_t* ahead = r + kPrefetch * stride;
+      for (size_t l = 0; l < 4 * lines; ++l) _mm_prefetch(ahead + l * 64, _MM_HINT_T0);
+    }
+    __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512(), a2 = _mm512_setzero_si512(),
+            a3 = _mm512_setzero_si512();
+    for (int b = 0; b < blocks; ++b) {
+      const __m512i qv = _mm512_loadu_si512(q + b * 64);
+      a0 = _mm512_dpbusd_epi32(a0, LoadBlock(r, b, blocks, tail), qv);
+      a1 = _mm512_dpbusd_epi32(a1, LoadBlock(r + stride, b, blocks, tail), qv);
+      a2 = _mm512_dpbusd_epi32(a2, LoadBlock(r + 2 * stride, b, blocks, tail), qv);
+      a3 = _mm512_dpbusd_epi32(a3, LoadBlock(r + 3 * stride, b, blocks, tail), qv);
+    }
+    _mm_storeu_ps(out + i, _mm_mul_ps(_mm_cvtepi32_ps(Sum4(a0, a1, a2, a3)), scale));
+  }
+  for (; i < n; ++i) {
+    __m512i a = _mm512_setzero_si512();
+    for (int b = 0; b < blocks; ++b) {
+      a = _mm512_dpbusd_epi32(a, LoadBlock(base + i * stride, b, blocks, tail),
+                              _mm512_loadu_si512(q + b * 64));
+    }
+    const __m512i zero = _mm512_setzero_si512();
+    out[i] = static_cast<float>(_mm_cvtsi128_si32(Sum4(a, zero, zero, zero))) * unit;
+  }
+}
+#pragma GCC diagnostic pop
+#undef AFFINITY_VNNI
+
+void ByteQuery::Score(const uint8_t* base, size_t n, int d, float* out) const {
+  if (!bytes_.empty()) {
+    ScoreBytesVnni(bytes_.data(), unit_, base, n, d, out);
+  } else {
+    DotRowsAny(scaled_.data(), ByteRows{{base, static_cast<size_t>(d)}}, n, d, out);
+  }
 }
 
 // HNSW minimizes distances: the inner product enters negated (as Faiss's own IP search does).
@@ -167,14 +293,17 @@ class NegativeInnerProduct final : public faiss::DistanceComputer {
 
 // The best k of a stream of (score, position). Pushes append to a buffer of up to 2k; a full
 // buffer is cut to its best k (nth_element), which raises the bar a push must clear. Amortized
-// O(1) per push, and a push below the bar is one comparison (NaN scores are dropped). Ties at the
-// bar keep the higher position, as the final order (score, then position, descending) does.
+// O(1) per push, and a push below the bar is one comparison (NaN scores are dropped). Each entry
+// is one 64-bit key, the score's bits made order-preserving above the position's 32 bits, so a cut
+// compares and moves plain integers (pairs of float and int64 cost twice the bytes and a two-step
+// comparison, and the cuts were a sixth of a query's time at load). Ties at the bar keep the
+// higher position, as the final order (score, then position, descending) does; -0 ranks below +0.
 class Best {
  public:
   explicit Best(size_t k) : k_(std::max<size_t>(k, 1)) { buf_.reserve(2 * k_); }
   void Push(float score, int64_t pos) {
     if (!(score >= bar_)) return;  // below the bar, or NaN
-    buf_.emplace_back(score, pos);
+    buf_.push_back(Key(score, pos));
     if (buf_.size() >= 2 * k_) Cut();
   }
   // Pushes positions first + i for the n scores in `scores`. Four scores are compared with the
@@ -193,23 +322,38 @@ class Best {
     }
     for (; i < n; ++i) Push(scores[i], first + static_cast<int64_t>(i));
   }
-  // The best k pushed (at most k), in no particular order.
-  std::vector<std::pair<float, int64_t>>& items() {
-    if (buf_.size() > k_) Cut();
-    return buf_;
+  // The best k pushed (at most k) as (score, position), best first.
+  std::vector<std::pair<float, int64_t>> Take() {
+    std::sort(buf_.begin(), buf_.end(), std::greater<>());
+    if (buf_.size() > k_) buf_.resize(k_);
+    std::vector<std::pair<float, int64_t>> out;
+    out.reserve(buf_.size());
+    for (uint64_t key : buf_)
+      out.emplace_back(ScoreOf(key), static_cast<int64_t>(key & 0xffffffffu));
+    return out;
   }
 
  private:
+  // Float bits → an unsigned order of the same direction: negatives flipped, positives offset.
+  static uint64_t Key(float score, int64_t pos) {
+    const auto bits = std::bit_cast<uint32_t>(score);
+    const uint32_t ordered = bits & 0x80000000u ? ~bits : bits | 0x80000000u;
+    return uint64_t{ordered} << 32 | static_cast<uint32_t>(pos);
+  }
+  static float ScoreOf(uint64_t key) {
+    const auto ordered = static_cast<uint32_t>(key >> 32);
+    return std::bit_cast<float>(ordered & 0x80000000u ? ordered & 0x7fffffffu : ~ordered);
+  }
   void Cut() {
     std::nth_element(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(k_ - 1), buf_.end(),
                      std::greater<>());
     buf_.resize(k_);
-    bar_ = buf_.back().first;
+    bar_ = ScoreOf(buf_.back());
   }
 
   size_t k_;
   float bar_ = -std::numeric_limits<float>::infinity();
-  std::vector<std::pair<float, int64_t>> buf_;
+  std::vector<uint64_t> buf_;
 };
 
 // The exact top k of `query` against `vectors` (Eigen GEMV + partial sort), for the recall check.
@@ -280,6 +424,9 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
     if (vectors.row(r).squaredNorm() > 0) out->rows_.push_back(r);
   }
   const auto n = static_cast<int64_t>(out->rows_.size());
+  if (n > int64_t{UINT32_MAX}) {
+    return Status::InvalidArgument("at most 2^32 - 1 non-zero rows can be indexed", "vectors");
+  }
   out->vectors_.resize(n, d);
   for (int64_t i = 0; i < n; ++i) out->vectors_.row(i) = vectors.row(out->rows_[i]);
 
@@ -330,19 +477,13 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
         for (int64_t i = 0; i < sample; ++i) train.row(i) = augmented.row(pick[i]);
         ivf.train(sample, train.data());
         // Each row's cell, from Faiss's quantizer; then the cells as contiguous runs of
-        // half-precision rows (Search scans those, then re-scores its candidates exactly).
+        // 8-bit codes (Search scans those, then re-scores its candidates exactly).
         std::vector<FaissIdx> cell_of(static_cast<size_t>(n));
         quantizer.assign(n, augmented.data(), cell_of.data());
         const Eigen::Map<const RowMajorMatrixXf> centroids(quantizer.get_xb(), cells, d + 1);
-        // Centroids in half precision too: every query scans all of them (half the bytes; they
-        // only choose cells, and each cell's rows are re-scored).
-        out->centroid_codes_.resize(static_cast<size_t>(cells * d));
-        for (int64_t c = 0; c < cells; ++c) {
-          for (int j = 0; j < d; ++j) {
-            out->centroid_codes_[static_cast<size_t>(c * d + j)] =
-                std::bit_cast<uint16_t>(static_cast<_Float16>(centroids(c, j)));
-          }
-        }
+        // Centroids as 8-bit codes too: every query scans all of them, and they only choose
+        // cells (each cell's rows are re-scored).
+        out->centroid_codes_ = Quantize(centroids.leftCols(d), {}, &out->centroid_step_);
         out->centroid_norms2_ = centroids.rowwise().squaredNorm();
         out->cell_start_.assign(static_cast<size_t>(cells) + 1, 0);
         for (FaissIdx c : cell_of) ++out->cell_start_[static_cast<size_t>(c) + 1];
@@ -351,24 +492,10 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
         }
         std::vector<int64_t> fill(out->cell_start_.begin(), out->cell_start_.end() - 1);
         out->cell_pos_.resize(static_cast<size_t>(n));
-        // 8-bit codes per dimension over the rows' range: x ≈ min_j + step_j · code.
-        const Eigen::RowVectorXf lo = out->vectors_.colwise().minCoeff();
-        const Eigen::RowVectorXf hi = out->vectors_.colwise().maxCoeff();
-        out->code_step_.resize(d);
-        for (int j = 0; j < d; ++j) {
-          const float range = hi(j) - lo(j);
-          out->code_step_(j) = range > 0 ? range / 255.0f : 1.0f;
-        }
-        out->cell_codes_.resize(static_cast<size_t>(n * d));
         for (int64_t i = 0; i < n; ++i) {
-          const auto at = fill[static_cast<size_t>(cell_of[static_cast<size_t>(i)])]++;
-          out->cell_pos_[static_cast<size_t>(at)] = i;
-          for (int j = 0; j < d; ++j) {
-            const float code = std::round((out->vectors_(i, j) - lo(j)) / out->code_step_(j));
-            out->cell_codes_[static_cast<size_t>(at * d + j)] =
-                static_cast<uint8_t>(std::clamp(code, 0.0f, 255.0f));
-          }
+          out->cell_pos_[static_cast<size_t>(fill[static_cast<size_t>(cell_of[i])]++)] = i;
         }
+        out->cell_codes_ = Quantize(out->vectors_, out->cell_pos_, &out->code_step_);
       } else {
         out->nlist_ = 0;
       }
@@ -449,7 +576,7 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
     } else {
       // Cells: the nprobe centroids nearest to q' = [q, 0] in L2, i.e. with the largest
       // q·c - ‖c‖²/2 (the augmented coordinate of q' is 0). Then every row of those cells is
-      // scored by q·x in half precision, and the best k + margin of those exactly.
+      // scored by q·x on its 8-bit codes, and the best k + margin of those exactly.
       const double cell = static_cast<double>(size()) / static_cast<double>(nlist_);
       const auto nprobe = static_cast<size_t>(std::min<double>(
           static_cast<double>(nlist_),
@@ -457,18 +584,25 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
                            std::ceil(options_.ivf_scan_factor * static_cast<double>(k) / cell))));
       thread_local std::vector<float> scores;
       scores.resize(static_cast<size_t>(nlist_));
-      DotRowsHalf(query, centroid_codes_.data(), static_cast<size_t>(nlist_), d, scores.data());
+      ByteQuery(query, centroid_step_)
+          .Score(centroid_codes_.data(), static_cast<size_t>(nlist_), d, scores.data());
       Eigen::Map<Eigen::VectorXf>(scores.data(), nlist_) -= 0.5f * centroid_norms2_;
       Best cells(nprobe);
       cells.PushAll(scores.data(), static_cast<size_t>(nlist_), 0);
-      // Nearest cells first: their rows raise the candidates' bar at once, so the rows of the
-      // farther cells mostly fail one comparison instead of filling the buffer (fewer cuts).
-      auto& nearest = cells.items();
-      std::sort(nearest.begin(), nearest.end(), std::greater<>());
+      // Nearest cells first (Take sorts): their rows raise the candidates' bar at once, so the
+      // rows of the farther cells mostly fail one comparison instead of filling the buffer.
+      const auto nearest = cells.Take();
       // q·x ≈ q·min + Σ_j (q_j step_j) code_j; the first term is the same for every row, so
       // the rows are ranked by the second.
-      thread_local Eigen::VectorXf scaled;
-      scaled = Eigen::Map<const Eigen::VectorXf>(query, d).cwiseProduct(code_step_);
+      const ByteQuery scaled(query, code_step_);
+      // The cells' first rows are asked for at once: each cell's scan otherwise starts with a
+      // wait on memory (the rest of a cell streams behind its start).
+      for (const auto& [unused, c] : nearest) {
+        const int64_t first = cell_start_[static_cast<size_t>(c)];
+        const int64_t rows = std::min<int64_t>(4, cell_start_[static_cast<size_t>(c) + 1] - first);
+        const uint8_t* at = cell_codes_.data() + first * d;
+        for (int64_t b = 0; b < rows * d; b += 64) _mm_prefetch(at + b, _MM_HINT_T0);
+      }
       // Candidates are pushed by their slot in cell order; only the picked ones are looked up
       // in cell_pos_ (reading it for every scanned row was a cache miss a row).
       Best candidates(static_cast<size_t>(k + std::max<int64_t>(16, k / 4)));
@@ -476,10 +610,10 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
         const int64_t first = cell_start_[static_cast<size_t>(c)];
         const auto n = static_cast<size_t>(cell_start_[static_cast<size_t>(c) + 1] - first);
         if (scores.size() < n) scores.resize(n);
-        DotRowsBytes(scaled.data(), cell_codes_.data() + first * d, n, d, scores.data());
+        scaled.Score(cell_codes_.data() + first * d, n, d, scores.data());
         candidates.PushAll(scores.data(), n, first);
       }
-      auto& picked = candidates.items();
+      auto picked = candidates.Take();
       for (auto& [unused, slot] : picked) slot = cell_pos_[static_cast<size_t>(slot)];
       // The exact rows are scattered over the whole base: a group at a time, every cache line
       // of the group's rows is asked for before the first is used, so the misses overlap.
@@ -498,8 +632,7 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
   } catch (const std::exception& e) {
     return Status::Internal(std::string("faiss: ") + e.what());
   }
-  auto& found = best.items();
-  std::sort(found.begin(), found.end(), std::greater<>());
+  const auto found = best.Take();
   hits.reserve(found.size());
   for (const auto& [score, pos] : found) hits.push_back({rows_[static_cast<size_t>(pos)], score});
   return hits;

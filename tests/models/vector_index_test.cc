@@ -101,7 +101,7 @@ TEST(VectorIndex, IvfOnATinySet) {
 TEST(VectorIndex, ScansMatchTheTrueScoresAtEveryWidth) {
   std::mt19937_64 rng(11);
   std::normal_distribution<float> normal;
-  for (int d : {1, 5, 8, 13, 64}) {
+  for (int d : {1, 5, 8, 13, 64, 100, 130}) {
     RowMajorMatrixXf m(1027, d);  // not a multiple of 4, and more than one block
     for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
     Eigen::VectorXf q(d);

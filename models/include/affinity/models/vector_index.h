@@ -12,11 +12,14 @@
 //          with M the largest row norm and a query q becomes [q, 0], so ‖q' - x'‖² = ‖q‖² + M² -
 //          2 q·x and the nearest row is the one with the largest q·x. Each cell's rows are kept
 //          contiguous as 8-bit codes per dimension over the rows' range (a quarter of the
-//          memory traffic of a float scan, which is what a query waits on; the centroids in
-//          half precision); the best k + max(16, k/4) of the scan are re-scored in float.
+//          memory traffic of a float scan, which is what a query waits on; the centroids
+//          likewise); the best k + max(16, k/4) of the scan are re-scored in float.
 // Candidates of every kind are re-scored exactly (q·x from the original rows) before they are
-// returned. Scans use an AVX2/FMA/F16C kernel chosen at run time (four rows per pass), with a
-// portable fallback. (Measured choices: benchmarks/bench_search.cc; README "Serving".)
+// returned. Scans use kernels chosen at run time, four rows per pass: float rows with AVX2/FMA;
+// 8-bit codes with AVX-512 VNNI (the query rounded to signed bytes, 64 byte products per
+// instruction; AFFINITY_NO_VNNI=1 in the environment turns it off) or else AVX2/FMA on the
+// float query; and a portable fallback for each.
+// (Measured choices: benchmarks/bench_search.cc; README "Serving".)
 //
 // Rows that are entirely zero (customers or products the model has not learned) are not indexed.
 // Build measures recall@10 of an approximate index against exact search on sample queries.
@@ -78,7 +81,8 @@ class VectorIndex {
 
   // Indexes the non-zero rows of `vectors` (copied). `queries` (rows of the same width) are the
   // sample for the recall measurement, e.g. user vectors for an item index; null or empty: the
-  // indexed rows themselves. InvalidArgument for bad options; Internal if Faiss fails.
+  // indexed rows themselves. InvalidArgument for bad options or 2^32 or more non-zero rows;
+  // Internal if Faiss fails.
   static Result<std::unique_ptr<VectorIndex>> Build(const RowMajorMatrixXf& vectors,
                                                     const VectorIndexOptions& options,
                                                     const RowMajorMatrixXf* queries = nullptr);
@@ -107,10 +111,12 @@ class VectorIndex {
   VectorIndexOptions options_;
   // IVF: nlist_ cells. Cell c holds the positions cell_pos_[cell_start_[c] .. cell_start_[c+1])
   // and, in the same order, their rows as 8-bit codes (d per row: x_j ≈ min_j + code_step_j ·
-  // code) in cell_codes_; centroid_codes_ are the cells' k-means centres (first d coordinates, half
-  // precision, d per cell) and centroid_norms2_ their squared norms with the augmented coordinate.
+  // code) in cell_codes_; centroid_codes_ are the cells' k-means centres (first d coordinates,
+  // 8-bit codes in the same way with centroid_step_) and centroid_norms2_ their squared norms with
+  // the augmented coordinate.
   int64_t nlist_ = 1;
-  std::vector<uint16_t> centroid_codes_;
+  std::vector<uint8_t> centroid_codes_;
+  Eigen::VectorXf centroid_step_;
   Eigen::VectorXf centroid_norms2_;
   std::vector<int64_t> cell_start_;
   std::vector<int64_t> cell_pos_;
