@@ -157,6 +157,19 @@ std::vector<uint8_t> Quantize(const Eigen::Ref<const RowMajorMatrixXf>& m,
   return codes;
 }
 
+// Whether the AVX-512 kernels run: the CPU has AVX-512 F, BW, DQ and VNNI, and AFFINITY_NO_AVX512
+// is unset (or 0) in the environment; with it set, the AVX2 kernels run instead (the tests run
+// both on one machine, and a load run can compare them).
+bool Avx512() {
+  static const bool use = [] {
+    const char* off = std::getenv("AFFINITY_NO_AVX512");
+    if (off != nullptr && *off != '\0' && std::string_view(off) != "0") return false;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
+  }();
+  return use;
+}
+
 // A query for scans of 8-bit codes: q scaled by the codes' steps (q_j · step_j), and, where the
 // CPU has AVX-512 VNNI, the same quantized to signed bytes, q_j · step_j ≈ unit · byte_j, so that
 // a row's score is one multiply-add of 64 byte pairs per instruction (VPDPBUSD: unsigned codes by
@@ -168,7 +181,7 @@ class ByteQuery {
   ByteQuery(const float* q, const Eigen::VectorXf& step) {
     const int d = static_cast<int>(step.size());
     scaled_ = Eigen::Map<const Eigen::VectorXf>(q, d).cwiseProduct(step);
-    if (!Vnni()) return;
+    if (!Avx512()) return;
     const float top = scaled_.cwiseAbs().maxCoeff();
     unit_ = top > 0 ? top / 127.0f : 1.0f;
     // Padded with zeros to whole 64-byte blocks: the kernel reads the query without a mask.
@@ -182,20 +195,8 @@ class ByteQuery {
   void Score(const uint8_t* base, size_t n, int d, float* out) const;
 
  private:
-  // AFFINITY_NO_VNNI=1 in the environment turns the VNNI kernel off (tests run both kernels on
-  // one machine; a fallback can be compared at load).
-  static bool Vnni() {
-    static const bool use = [] {
-      const char* off = std::getenv("AFFINITY_NO_VNNI");
-      if (off != nullptr && *off != '\0' && std::string_view(off) != "0") return false;
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vnni");
-    }();
-    return use;
-  }
-
   Eigen::VectorXf scaled_;
-  std::vector<int8_t> bytes_;  // empty without VNNI
+  std::vector<int8_t> bytes_;  // empty without AVX-512
   float unit_ = 1;
 };
 
@@ -300,16 +301,20 @@ class NegativeInnerProduct final : public faiss::DistanceComputer {
 // higher position, as the final order (score, then position, descending) does; -0 ranks below +0.
 class Best {
  public:
-  explicit Best(size_t k) : k_(std::max<size_t>(k, 1)) { buf_.reserve(2 * k_); }
+  // Room for 2k keys and one block of 16 more (PushAll adds a block before it cuts).
+  explicit Best(size_t k) : k_(std::max<size_t>(k, 1)), keys_(2 * k_ + kBlock) {}
+
   void Push(float score, int64_t pos) {
     if (!(score >= bar_)) return;  // below the bar, or NaN
-    buf_.push_back(Key(score, pos));
-    if (buf_.size() >= 2 * k_) Cut();
+    keys_[size_++] = Key(score, pos);
+    if (size_ >= 2 * k_) Cut();
   }
-  // Pushes positions first + i for the n scores in `scores`. Four scores are compared with the
-  // bar at once (SSE2, part of x86-64), and only those above it are pushed one by one: most of a
-  // scan's scores fall below the bar, and then cost a quarter of a comparison each.
+  // Pushes positions first + i for the n scores in `scores`. Most of a scan's scores fall below
+  // the bar: with AVX-512, 16 are compared with it at once and those above become keys and are
+  // appended in the same few instructions (no branch per score); otherwise 4 at once (SSE2) and
+  // the ones above pushed one by one.
   void PushAll(const float* scores, size_t n, int64_t first) {
+    if (Avx512()) return PushAll16(scores, n, first);
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
       unsigned above = static_cast<unsigned>(
@@ -324,16 +329,19 @@ class Best {
   }
   // The best k pushed (at most k) as (score, position), best first.
   std::vector<std::pair<float, int64_t>> Take() {
-    std::sort(buf_.begin(), buf_.end(), std::greater<>());
-    if (buf_.size() > k_) buf_.resize(k_);
+    const auto end = keys_.begin() + static_cast<std::ptrdiff_t>(size_);
+    std::sort(keys_.begin(), end, std::greater<>());
     std::vector<std::pair<float, int64_t>> out;
-    out.reserve(buf_.size());
-    for (uint64_t key : buf_)
-      out.emplace_back(ScoreOf(key), static_cast<int64_t>(key & 0xffffffffu));
+    out.reserve(std::min(size_, k_));
+    for (size_t i = 0; i < std::min(size_, k_); ++i) {
+      out.emplace_back(ScoreOf(keys_[i]), static_cast<int64_t>(keys_[i] & 0xffffffffu));
+    }
     return out;
   }
 
  private:
+  static constexpr size_t kBlock = 16;
+
   // Float bits → an unsigned order of the same direction: negatives flipped, positives offset.
   static uint64_t Key(float score, int64_t pos) {
     const auto bits = std::bit_cast<uint32_t>(score);
@@ -344,16 +352,58 @@ class Best {
     const auto ordered = static_cast<uint32_t>(key >> 32);
     return std::bit_cast<float>(ordered & 0x80000000u ? ordered & 0x7fffffffu : ~ordered);
   }
+
+  // (GCC 12's AVX-512 header false positive, as at ScoreBytesVnni.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+  // PushAll with AVX-512, a block of 16 scores at a time: the lanes at or above the bar (an
+  // ordered compare, so NaN fails) are turned into keys as Key does, compressed to the front of
+  // a register and stored after the buffer's last key (whole registers, into the block of room
+  // kept past 2k; a compress straight to memory is microcoded and slow on AMD Zen 4).
+  __attribute__((target("avx512f,avx512dq"))) void PushAll16(const float* scores, size_t n,
+                                                             int64_t first) {
+    const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    for (size_t i = 0; i < n; i += kBlock) {
+      const auto in = static_cast<__mmask16>(
+          n - i >= kBlock ? 0xffffu : (1u << static_cast<unsigned>(n - i)) - 1);
+      const __m512 s = _mm512_maskz_loadu_ps(in, scores + i);
+      const __mmask16 above = _mm512_mask_cmp_ps_mask(in, s, _mm512_set1_ps(bar_), _CMP_GE_OQ);
+      if (above == 0) continue;
+      const __m512i bits = _mm512_castps_si512(s);
+      const __mmask16 negative = _mm512_movepi32_mask(bits);
+      const __m512i ordered =
+          _mm512_mask_xor_epi32(_mm512_or_si512(bits, sign), negative, bits, _mm512_set1_epi32(-1));
+      const __m512i pos =
+          _mm512_add_epi64(lanes, _mm512_set1_epi64(first + static_cast<int64_t>(i)));
+      const __m512i low = _mm512_or_si512(
+          _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(ordered)), 32), pos);
+      const __m512i high = _mm512_or_si512(
+          _mm512_slli_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(ordered, 1)), 32),
+          _mm512_add_epi64(pos, _mm512_set1_epi64(8)));
+      const auto low_above = static_cast<__mmask8>(above & 0xff);
+      const auto high_above = static_cast<__mmask8>(above >> 8);
+      _mm512_storeu_si512(keys_.data() + size_, _mm512_maskz_compress_epi64(low_above, low));
+      size_ += static_cast<size_t>(std::popcount(static_cast<unsigned>(low_above)));
+      _mm512_storeu_si512(keys_.data() + size_, _mm512_maskz_compress_epi64(high_above, high));
+      size_ += static_cast<size_t>(std::popcount(static_cast<unsigned>(high_above)));
+      if (size_ >= 2 * k_) Cut();
+    }
+  }
+#pragma GCC diagnostic pop
+
   void Cut() {
-    std::nth_element(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(k_ - 1), buf_.end(),
+    const auto end = keys_.begin() + static_cast<std::ptrdiff_t>(size_);
+    std::nth_element(keys_.begin(), keys_.begin() + static_cast<std::ptrdiff_t>(k_ - 1), end,
                      std::greater<>());
-    buf_.resize(k_);
-    bar_ = ScoreOf(buf_.back());
+    size_ = k_;
+    bar_ = ScoreOf(keys_[k_ - 1]);
   }
 
   size_t k_;
   float bar_ = -std::numeric_limits<float>::infinity();
-  std::vector<uint64_t> buf_;
+  std::vector<uint64_t> keys_;  // the first size_ are the pushed keys
+  size_t size_ = 0;
 };
 
 // The exact top k of `query` against `vectors` (Eigen GEMV + partial sort), for the recall check.

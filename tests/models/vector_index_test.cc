@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <set>
 #include <string>
 
 #include "affinity/datasets.h"
@@ -96,8 +97,8 @@ TEST(VectorIndex, IvfOnATinySet) {
 }
 
 // The vectorized scans (four rows at a time, a scalar tail for widths that are not a multiple of
-// eight, blocks of 1,024 rows) give the true scores, and IVF scanning every cell (its rows held in
-// half precision, its candidates re-scored exactly) returns the exact top k.
+// eight, blocks of 1,024 rows) give the true scores, and IVF scanning every cell (its rows held as
+// 8-bit codes, its candidates re-scored exactly) returns the exact top k.
 TEST(VectorIndex, ScansMatchTheTrueScoresAtEveryWidth) {
   std::mt19937_64 rng(11);
   std::normal_distribution<float> normal;
@@ -128,6 +129,38 @@ TEST(VectorIndex, ScansMatchTheTrueScoresAtEveryWidth) {
         EXPECT_NEAR((*hits)[i].score, truth[order[i]], 1e-4f * (1 + std::abs(truth[order[i]])));
       }
     }
+  }
+}
+
+// The top-k selection with ties and negative scores: 300 rows, three vectors repeated, a query
+// that scores them -1, -2 and -3. The best 150 are the 100 rows at -1 and 50 of those at -2.
+TEST(VectorIndex, TopKKeepsTiesAndNegativeScores) {
+  RowMajorMatrixXf m(300, 2);
+  for (Eigen::Index i = 0; i < m.rows(); ++i) {
+    const float level = static_cast<float>(1 + i % 3);
+    m.row(i) << level, 0.5f * level;
+  }
+  const float q[2] = {-0.8f, -0.4f};  // q · row = -level
+  for (VectorIndexKind kind : {VectorIndexKind::kExact, VectorIndexKind::kIvf}) {
+    SCOPED_TRACE(std::string(VectorIndexKindName(kind)));
+    VectorIndexOptions o;
+    o.kind = kind;
+    o.ivf_nlist = 4;
+    o.ivf_nprobe = 4;
+    auto index = VectorIndex::Build(m, o);
+    ASSERT_TRUE(index.ok()) << index.status().ToString();
+    auto hits = (*index)->Search(q, 150);
+    ASSERT_TRUE(hits.ok());
+    ASSERT_EQ(hits->size(), 150u);
+    std::set<int64_t> rows;
+    for (size_t i = 0; i < hits->size(); ++i) {
+      const auto& hit = (*hits)[i];
+      const float level = i < 100 ? 1.0f : 2.0f;
+      EXPECT_NEAR(hit.score, -level, 1e-5f) << "hit " << i;
+      EXPECT_EQ(static_cast<float>(1 + hit.row % 3), level) << "hit " << i;
+      rows.insert(hit.row);
+    }
+    EXPECT_EQ(rows.size(), 150u);  // no row twice
   }
 }
 

@@ -17,8 +17,9 @@
 // Candidates of every kind are re-scored exactly (q·x from the original rows) before they are
 // returned. Scans use kernels chosen at run time, four rows per pass: float rows with AVX2/FMA;
 // 8-bit codes with AVX-512 VNNI (the query rounded to signed bytes, 64 byte products per
-// instruction; AFFINITY_NO_VNNI=1 in the environment turns it off) or else AVX2/FMA on the
-// float query; and a portable fallback for each.
+// instruction) or else AVX2/FMA on the float query; and a portable fallback for each. The top-k
+// selection of a scan compares 16 scores at a time with AVX-512, else 4 with SSE2.
+// AFFINITY_NO_AVX512=1 in the environment turns the AVX-512 kernels off.
 // (Measured choices: benchmarks/bench_search.cc; README "Serving".)
 //
 // Rows that are entirely zero (customers or products the model has not learned) are not indexed.
