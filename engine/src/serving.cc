@@ -175,11 +175,12 @@ struct ServingEngine::Model {
   const RowMajorMatrixXf& users() const { return snapshot.user_factors; }
   const RowMajorMatrixXf& item_factors() const { return snapshot.item_factors; }
 
-  // The product's external id: from the snapshot (memory) when it has it, else the store
-  // (products created after the snapshot). Empty if unknown.
+  // Asks for the memory of product p's id in the snapshot before ProductName reads it.
   void PrefetchProductName(uint32_t p) const {
     if (p < snapshot.product_ids.size()) __builtin_prefetch(&snapshot.product_ids[p]);
   }
+  // The product's external id: from the snapshot (memory) when it has it, else the store
+  // (products created after the snapshot). Empty if unknown.
   std::string ProductName(const Store& store, uint32_t p) const {
     if (p < snapshot.product_ids.size() && !snapshot.product_ids[p].empty()) {
       return snapshot.product_ids[p];
