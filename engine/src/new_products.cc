@@ -129,6 +129,7 @@ void AudienceFeatures(float scaled_model_score, const PurchaseProfile& profile,
   for (const auto& w : keys.words) c.words += count(profile.words, w);
   for (const auto& t : keys.tags) c.tags += count(profile.tags, t);
   c.recent = profile.recent_purchases;
+  c.tenure_days = profile.tenure_days;
   AudienceFeatures(scaled_model_score, c, keys, out);
 }
 
@@ -137,14 +138,17 @@ void AudienceFeatures(float scaled_model_score, const KeyCounts& c, const Produc
   auto level = [](const std::string& key, int32_t n) {
     return key.empty() ? 0.0 : static_cast<double>(n);
   };
+  // Counts per year of the customer's tenure (at least kMinTenureDays), so that they do not grow
+  // with the time the shop has been recording.
+  const double r = kRateDays / std::max(c.tenure_days, kMinTenureDays);
   const double words = keys.words.empty() ? 0.0 : c.words / static_cast<double>(keys.words.size());
   out[0] = scaled_model_score;
-  out[1] = static_cast<float>(std::log1p(c.products));
-  out[2] = static_cast<float>(std::log1p(level(keys.category, c.category)));
-  out[3] = static_cast<float>(std::log1p(level(keys.parent, c.parent)));
-  out[4] = static_cast<float>(std::log1p(level(keys.department, c.department)));
-  out[5] = static_cast<float>(std::log1p(words));
-  out[6] = static_cast<float>(std::log1p(c.tags));
+  out[1] = static_cast<float>(std::log1p(r * c.products));
+  out[2] = static_cast<float>(std::log1p(r * level(keys.category, c.category)));
+  out[3] = static_cast<float>(std::log1p(r * level(keys.parent, c.parent)));
+  out[4] = static_cast<float>(std::log1p(r * level(keys.department, c.department)));
+  out[5] = static_cast<float>(std::log1p(r * words));
+  out[6] = static_cast<float>(std::log1p(r * c.tags));
   out[7] = static_cast<float>(std::log1p(c.recent));
 }
 
@@ -282,15 +286,18 @@ Result<LaunchStudy> RunLaunchStudy(const Store& store, const Catalog& catalog,
   }
   // Recent activity: purchase events in the horizon before the cutoff.
   const UnixSeconds recent_from = options.cutoff - horizon;
+  std::vector<UnixSeconds> first_purchase(study.universe.size(), options.cutoff);
   AFFINITY_RETURN_IF_ERROR(store.ScanEvents([&](const Event& e) {
-    if (e.type != EventType::kPurchase || e.time < recent_from || e.time >= options.cutoff) {
-      return true;
-    }
-    if (e.customer.value < position.size() && position[e.customer.value] >= 0) {
-      ++profiles[static_cast<size_t>(position[e.customer.value])].recent_purchases;
-    }
+    if (e.type != EventType::kPurchase || e.time >= options.cutoff) return true;
+    if (e.customer.value >= position.size() || position[e.customer.value] < 0) return true;
+    const auto k = static_cast<size_t>(position[e.customer.value]);
+    first_purchase[k] = std::min(first_purchase[k], e.time);
+    if (e.time >= recent_from) ++profiles[k].recent_purchases;
     return true;
   }));
+  for (size_t k = 0; k < profiles.size(); ++k) {
+    profiles[k].tenure_days = static_cast<double>(options.cutoff - first_purchase[k]) / 86400;
+  }
   const size_t n = study.universe.size();
   study.score_scale = ScoreScale(users, ials.item_factors());
   const auto inv_scale = static_cast<float>(1 / study.score_scale);

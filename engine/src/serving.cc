@@ -1336,6 +1336,9 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         auto it = times.end();
         while (it != times.begin() && *(it - 1) >= recent_from) --it;
         counts_of_keys.recent = static_cast<int32_t>(times.end() - it);
+        if (!times.empty()) {
+          counts_of_keys.tenure_days = static_cast<double>(now - times.front()) / 86400;
+        }
       }
       AudienceFeatures(raw * inv_scale, counts_of_keys, keys, x);
       for (size_t j = 0; j < kAudienceFeatures; ++j) xd[j] = x[j];

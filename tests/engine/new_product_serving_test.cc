@@ -164,7 +164,9 @@ TEST_F(NewProductServingTest, ServedProbabilitiesAreTheOfflineModels) {
   item.price = 14;
   auto h = snapshot->cold_start->Embed(item);
   ASSERT_TRUE(h.ok());
-  const UnixSeconds now = *catalog->newest_event;
+  // Serving's "now": the newest event, or the snapshot's reference time (its training end,
+  // TrainLaunchSnapshot's default) when that is later.
+  const UnixSeconds now = std::max(*catalog->newest_event, testing::LaunchDay(124));
   for (const AudienceMember& m : audience->customers) {
     auto id = store_->FindCustomer(m.customer);
     ASSERT_TRUE(id.ok());
@@ -174,6 +176,8 @@ TEST_F(NewProductServingTest, ServedProbabilitiesAreTheOfflineModels) {
     std::set<uint32_t> seen;
     for (const Event& e : *history) {
       if (e.type != EventType::kPurchase) continue;
+      profile.tenure_days =
+          std::max(profile.tenure_days, static_cast<double>(now - e.time) / 86400);
       if (seen.insert(e.product.value).second) profile.Add(catalog->items[e.product.value]);
       if (e.time >= now - 10 * 86400) ++profile.recent_purchases;
     }

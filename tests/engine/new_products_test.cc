@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "launch_shop.h"
 #include "test_util.h"
 
@@ -55,6 +57,25 @@ TEST_F(NewProductsTest, StudyWithholdsLaunchesAndLabelsTheirBuyers) {
     ASSERT_EQ(launch.features.size(), 80 * kAudienceFeatures);
     ASSERT_EQ(launch.compare_scores.size(), 1u);
   }
+  // The count features are per year of the customer's tenure before the cutoff.
+  const Launch& launch = study->launches.front();
+  for (size_t k = 0; k < study->universe.size(); k += 7) {
+    auto history = store_->CustomerHistory(study->universe[k]);
+    ASSERT_TRUE(history.ok());
+    std::set<uint32_t> products;
+    UnixSeconds first_purchase = study->cutoff;
+    for (const Event& e : *history) {
+      if (e.type != EventType::kPurchase || e.time >= study->cutoff) continue;
+      products.insert(e.product.value);
+      first_purchase = std::min(first_purchase, e.time);
+    }
+    ASSERT_FALSE(products.empty());
+    const double tenure = static_cast<double>(study->cutoff - first_purchase) / 86400;
+    const double rate = kRateDays / std::max(tenure, kMinTenureDays);
+    EXPECT_FLOAT_EQ(launch.features[k * kAudienceFeatures + 1],
+                    static_cast<float>(std::log1p(rate * static_cast<double>(products.size()))))
+        << k;
+  }
   // A cutoff whose launches' windows run past the data: left out, counted.
   auto late = RunLaunchStudy(*store_, *catalog, Options(116));
   ASSERT_TRUE(late.ok());
@@ -105,6 +126,7 @@ TEST(AudienceFeatures, CountsWhatTheCustomerBoughtByAttribute) {
   profile.Add(pan);
   profile.Add(lamp);
   profile.recent_purchases = 4;
+  profile.tenure_days = 730;  // a customer of two years: counts per year are half the totals
   ItemAttributes fresh;
   fresh.category = {"Home", "Kitchen", "Mugs"};
   fresh.title = "Blue enamel mug";
@@ -112,15 +134,21 @@ TEST(AudienceFeatures, CountsWhatTheCustomerBoughtByAttribute) {
   std::array<float, kAudienceFeatures> x{};
   AudienceFeatures(0.5f, profile, ProductKeys(fresh), x);
   EXPECT_FLOAT_EQ(x[0], 0.5f);
-  EXPECT_FLOAT_EQ(x[1], std::log1p(4.0f));
-  EXPECT_FLOAT_EQ(x[2], std::log1p(2.0f));  // two mugs
-  EXPECT_FLOAT_EQ(x[3], std::log1p(3.0f));  // and a pan in Home/Kitchen
-  EXPECT_FLOAT_EQ(x[4], std::log1p(4.0f));  // all four are Home
+  EXPECT_FLOAT_EQ(x[1], std::log1p(2.0f));
+  EXPECT_FLOAT_EQ(x[2], std::log1p(1.0f));  // two mugs
+  EXPECT_FLOAT_EQ(x[3], std::log1p(1.5f));  // and a pan in Home/Kitchen
+  EXPECT_FLOAT_EQ(x[4], std::log1p(2.0f));  // all four are Home
   // Words blue (0), enamel (2), mug (2): mean 4/3.
-  EXPECT_FLOAT_EQ(x[5], std::log1p(4.0f / 3.0f));
-  EXPECT_FLOAT_EQ(x[6], std::log1p(2.0f));  // two products of the same maker
-  EXPECT_FLOAT_EQ(x[7], std::log1p(4.0f));
+  EXPECT_FLOAT_EQ(x[5], std::log1p(2.0f / 3.0f));
+  EXPECT_FLOAT_EQ(x[6], std::log1p(1.0f));  // two products of the same maker
+  EXPECT_FLOAT_EQ(x[7], std::log1p(4.0f));  // recent purchases: a count in the horizon
   ASSERT_EQ(kAudienceFeatures, 8u);
+  // A customer of a month counts as one of kMinTenureDays: 365 / 90 times the totals.
+  profile.tenure_days = 30;
+  AudienceFeatures(0.5f, profile, ProductKeys(fresh), x);
+  EXPECT_FLOAT_EQ(x[2], std::log1p(2.0f * 365.0f / 90.0f));
+  profile.tenure_days = 730;
+  AudienceFeatures(0.5f, profile, ProductKeys(fresh), x);
 
   // The counts serving takes from its caches give the same features.
   KeyCounts counts;
@@ -131,6 +159,7 @@ TEST(AudienceFeatures, CountsWhatTheCustomerBoughtByAttribute) {
   counts.words = 0 + 2 + 2;
   counts.tags = 2;
   counts.recent = 4;
+  counts.tenure_days = 730;
   std::array<float, kAudienceFeatures> y{};
   AudienceFeatures(0.5f, counts, ProductKeys(fresh), y);
   for (size_t j = 0; j < kAudienceFeatures; ++j) EXPECT_FLOAT_EQ(y[j], x[j]) << j;
