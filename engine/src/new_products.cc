@@ -531,6 +531,14 @@ Result<NewProductEvaluation> EvaluateNewProducts(const Store& store,
       predicted.push_back(out.calibration.Probability(x));
     }
     labels.insert(labels.end(), y.begin(), y.end());
+    LaunchOutcome outcome;
+    outcome.product = launch.product;
+    outcome.title = catalog.items[launch.product.value].title;
+    outcome.first_sale = catalog.first_sale[launch.product.value].value_or(0);
+    outcome.predicted_buyers =
+        std::accumulate(predicted.end() - static_cast<ptrdiff_t>(n), predicted.end(), 0.0);
+    outcome.observed_buyers = static_cast<int64_t>(launch.buyers.size());
+    out.launches.push_back(outcome);
     if (launch.buyers.empty()) continue;
     Accumulate(ScoreAudience(logits, launch.buyers), &out.model);
     Accumulate(ScoreAudience(column, launch.buyers), &sums[0]);

@@ -307,7 +307,7 @@ TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {
   EXPECT_GE(everyone["candidates"].get<int64_t>(), audience["candidates"].get<int64_t>());
 
   RunResult n = RunCli("evaluate -q --json --protocol new-products --db " + db +
-                       " --cutoff 2025-09-01 --factors 16 --iterations 4");
+                       " --cutoff 2025-09-01 --factors 16 --iterations 4 --per-launch");
   ASSERT_EQ(n.exit_code, 0) << n.output;
   auto np = JsonOf(n);
   for (const char* key : {"recall@100", "ndcg@100", "auc", "ece", "predicted_buyers",
@@ -320,6 +320,17 @@ TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {
     }
   }
   EXPECT_GT(np["metrics"]["new_products"].get<int64_t>(), 0);
+  // --per-launch: one row per new product, adding up to the totals.
+  ASSERT_EQ(np["launches"].size(), np["metrics"]["new_products"].get<size_t>());
+  double predicted = 0;
+  int64_t observed = 0;
+  for (const auto& l : np["launches"]) {
+    EXPECT_FALSE(l["product"].get<std::string>().empty());
+    predicted += l["predicted_buyers"].get<double>();
+    observed += l["observed_buyers"].get<int64_t>();
+  }
+  EXPECT_NEAR(predicted, np["metrics"]["predicted_buyers"].get<double>(), 1e-6 * predicted + 1e-9);
+  EXPECT_EQ(observed, np["metrics"]["observed_buyers"].get<int64_t>());
   EXPECT_EQ(RunCli("evaluate --protocol new-products --db " + db).exit_code, 2);  // no cutoff
 }
 

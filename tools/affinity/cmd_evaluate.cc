@@ -29,6 +29,7 @@ struct EvaluateFlags {
   double filter_weight = 0.3;
   std::string cold_start = "ridge";
   int calibration_periods = 1;
+  bool per_launch = false;
   double cold_start_regularization = ColdStartOptions{}.regularization;
   IalsFlags ials;
 };
@@ -139,6 +140,19 @@ int RunNewProducts(EvaluateFlags& f, const IalsOptions& ials) {
       {"seconds", run->seconds},
       {"peak_rss_mb", static_cast<double>(PeakRssBytes()) / (1 << 20)},
   };
+  if (f.per_launch) {
+    nlohmann::json launches = nlohmann::json::array();
+    for (const LaunchOutcome& l : run->launches) {
+      auto id = store->ProductExternalId(l.product);
+      if (!id.ok()) return Fail(id.status());
+      launches.push_back({{"product", *id},
+                          {"title", l.title},
+                          {"first_sale", FormatTimestamp(l.first_sale)},
+                          {"predicted_buyers", l.predicted_buyers},
+                          {"observed_buyers", l.observed_buyers}});
+    }
+    j["launches"] = std::move(launches);
+  }
   if (f.json) {
     std::printf("%s\n", Dump(j).c_str());
     return 0;
@@ -160,6 +174,16 @@ int RunNewProducts(EvaluateFlags& f, const IalsOptions& ials) {
       "%.4f), predicted buyers %.1f vs observed %lld\n",
       static_cast<long long>(run->calibration.products), cal.ece, cal.ece_quantile,
       cal.predicted_positives, static_cast<long long>(cal.observed_positives));
+  if (f.per_launch) {
+    std::printf("%-14s %-20s %9s %8s  %s\n", "product", "first sale", "predicted", "observed",
+                "title");
+    for (const auto& l : j["launches"]) {
+      std::printf("%-14s %-20s %9.1f %8lld  %s\n", l["product"].get<std::string>().c_str(),
+                  l["first_sale"].get<std::string>().c_str(), l["predicted_buyers"].get<double>(),
+                  static_cast<long long>(l["observed_buyers"].get<int64_t>()),
+                  l["title"].get<std::string>().c_str());
+    }
+  }
   return 0;
 }
 
@@ -313,6 +337,8 @@ Command RegisterEvaluate(CLI::App& app) {
   sub->add_option("--cold-start", f->cold_start,
                   "new-products: attribute-to-factor map, ridge | knn (the other is reported too)")
       ->capture_default_str();
+  sub->add_flag("--per-launch", f->per_launch,
+                "new-products: also list each new product's predicted and observed buyers");
   sub->add_option("--calibration-periods", f->calibration_periods,
                   "new-products: earlier launch periods the calibration is fitted on")
       ->capture_default_str();

@@ -200,6 +200,15 @@ struct AudienceMetrics {
   int64_t products = 0;  // launches averaged over
 };
 
+// One launch of the evaluated study: its calibrated total against what happened.
+struct LaunchOutcome {
+  ProductId product;
+  std::string title;
+  UnixSeconds first_sale = 0;
+  double predicted_buyers = 0;  // Σ over the universe of the calibrated probabilities
+  int64_t observed_buyers = 0;  // universe customers who bought it within the horizon
+};
+
 struct NewProductEvaluation {
   LaunchStudy study;
   LogisticCalibration calibration;  // FitLaunchCalibration(cutoff, calibration_periods)
@@ -208,6 +217,7 @@ struct NewProductEvaluation {
   std::map<std::string, AudienceMetrics> baselines;  // "category_affinity", "most_active"
   CalibrationReport calibration_report;  // calibrated probabilities against outcomes, all pairs
   int64_t new_products = 0;              // launches (with or without a buyer)
+  std::vector<LaunchOutcome> launches;   // in the study's order (by product id)
   double seconds = 0;
 };
 
