@@ -147,7 +147,7 @@ TEST(AudienceFeatures, CountsWhatTheCustomerBoughtByAttribute) {
   profile.tenure_days = 30;
   AudienceFeatures(0.5f, profile, ProductKeys(fresh), x);
   EXPECT_FLOAT_EQ(x[2], std::log1p(2.0f * 365.0f / 90.0f));
-  profile.tenure_days = 730;
+  profile.tenure_days = 730;  // back to two years for the comparison below
   AudienceFeatures(0.5f, profile, ProductKeys(fresh), x);
 
   // The counts serving takes from its caches give the same features.
