@@ -5,6 +5,13 @@
 // noise). Training is skipped on purpose: this measures serving, not learning.
 //
 //   make_serving_shop OUT_DIR [customers=1000000] [products=100000] [events=3] [factors=64]
+//                     [audience_model=0]
+//
+// With audience_model 1 the snapshot also carries an audience model (new_products.h), so that
+// audiences are served as with a trained shop's snapshot: a ridge cold-start map fitted on the
+// products' attributes (department, category, price) and the factors, and the logistic weights
+// that the Complete Journey evaluation fitted at 2017-11-01 (fixed constants: the synthetic shop
+// has no launches to fit them on; they set what a request costs, not how good its answer is).
 //
 // Writes OUT_DIR/db and OUT_DIR/snapshots; refuses to overwrite an existing OUT_DIR/db.
 #include <chrono>
@@ -15,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "affinity/new_products.h"
 #include "affinity/snapshot.h"
 #include "affinity/store.h"
 
@@ -36,7 +44,7 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]) == "--help") {
     std::fprintf(stderr,
                  "usage: make_serving_shop OUT_DIR [customers] [products] [events per customer] "
-                 "[factors]\n");
+                 "[factors] [audience_model 0|1]\n");
     return 2;
   }
   const std::string out = argv[1];
@@ -44,6 +52,7 @@ int main(int argc, char** argv) {
   const int64_t products = argc > 3 ? std::atoll(argv[3]) : 100'000;
   const int events_per_customer = argc > 4 ? std::atoi(argv[4]) : 3;
   const int d = argc > 5 ? std::atoi(argv[5]) : 64;
+  const bool audience_model = argc > 6 && std::string(argv[6]) == "1";
   constexpr int kClusters = 64;
   if (customers < 1 || products < kClusters || events_per_customer < 1 || d < 1) {
     std::fprintf(stderr, "make_serving_shop: sizes must be positive (products >= 64)\n");
@@ -59,6 +68,8 @@ int main(int argc, char** argv) {
 
   // Products first, so that their internal ids are 0..M-1 in order.
   std::mt19937_64 rng(11);
+  std::vector<affinity::ItemAttributes> items(static_cast<size_t>(products));
+  std::vector<int32_t> buyers(static_cast<size_t>(products), 0);
   {
     std::vector<std::pair<std::string, affinity::ProductAttributes>> batch;
     for (int64_t p = 0; p < products; ++p) {
@@ -67,6 +78,7 @@ int main(int argc, char** argv) {
       a.category = std::vector<std::string>{"Dept" + std::to_string(p % 8),
                                             "Cat" + std::to_string(p % kClusters)};
       a.price = 5.0 + static_cast<double>(p % 100);
+      items[static_cast<size_t>(p)] = affinity::ToItemAttributes(a);
       batch.emplace_back(ProductName(p), std::move(a));
       if (batch.size() == 20'000 || p + 1 == products) {
         if (auto r = (*store)->UpsertProducts(batch); !r.ok()) return Fail(r.status());
@@ -84,7 +96,9 @@ int main(int argc, char** argv) {
     for (int e = 0; e < events_per_customer; ++e) {
       affinity::EventInput in;
       in.customer = CustomerName(c);
-      in.product = ProductName((c % kClusters) + kClusters * pick(rng));
+      const int64_t p = (c % kClusters) + kClusters * pick(rng);
+      ++buyers[static_cast<size_t>(p)];
+      in.product = ProductName(p);
       in.time = kStart + when(rng);
       in.unit_price = 10;
       in.event_id = in.customer + "/" + std::to_string(e);
@@ -133,6 +147,22 @@ int main(int argc, char** argv) {
   snapshot.manifest = {{"model", "synthetic"},
                        {"options", affinity::IalsOptionsJson(options)},
                        {"source", {{"reference_time", kStart + 365 * 86400}}}};
+  if (audience_model) {
+    // Products were created first, in order, so internal id p is product p: `items` and
+    // `buyers` line up with the rows of item_factors.
+    affinity::ColdStartModel map;
+    auto report = map.Fit(items, buyers, snapshot.item_factors, affinity::ColdStartOptions());
+    if (!report.ok()) return Fail(report.status());
+    snapshot.cold_start = std::move(map);
+    affinity::LogisticCalibration audience;
+    audience.features.assign(affinity::kAudienceFeatureNames.begin(),
+                             affinity::kAudienceFeatureNames.end());
+    audience.weights = {-0.173, 0.714, 0.680, 0.198, 0.013, 0.221, 0.104, 0.228};
+    audience.intercept = -10.566;
+    audience.horizon_days = 30;
+    snapshot.audience = audience;
+    snapshot.score_scale = affinity::ScoreScale(snapshot.user_factors, snapshot.item_factors);
+  }
   auto version = affinity::PublishSnapshot(out + "/snapshots", snapshot);
   if (!version.ok()) return Fail(version.status());
   std::fprintf(stderr,

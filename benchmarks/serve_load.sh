@@ -11,7 +11,9 @@
 # Knobs: CONNECTIONS (32), DURATION (20s), WARMUP (5s, unrecorded, before each route),
 # WRK_THREADS (2), ROUTES (a subset of the five, space-separated), SHOW_ERRORS=1 (wrk prints the
 # body of each non-2xx answer; costs wrk CPU on large answers), AFFINITY (the binary to serve
-# with, default build/affinity: for A/B runs of two builds).
+# with, default build/affinity: for A/B runs of two builds), AUDIENCE_MODEL=1 (build the shop's
+# snapshot with an audience model, see make_serving_shop.cc; use another WORK_DIR than a shop
+# built without).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/affinity-load}
@@ -27,7 +29,7 @@ key=load-bench-key-0123456789
 scripts/build.sh affinity make_serving_shop >/dev/null
 mkdir -p "$work"
 if [[ ! -d "$work/db" ]]; then
-  build/benchmarks/make_serving_shop "$work" "$customers" "$products" 3 64
+  build/benchmarks/make_serving_shop "$work" "$customers" "$products" 3 64 "${AUDIENCE_MODEL:-0}"
 fi
 echo "write $key" >"$work/keys"
 "${AFFINITY:-build/affinity}" serve --db "$work/db" --snapshots "$work/snapshots" --listen "127.0.0.1:$port" \
