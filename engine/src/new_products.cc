@@ -142,14 +142,16 @@ void AudienceFeatures(float scaled_model_score, const KeyCounts& c, const Produc
   // with the time the shop has been recording.
   const double r = kRateDays / std::max(c.tenure_days, kMinTenureDays);
   const double words = keys.words.empty() ? 0.0 : c.words / static_cast<double>(keys.words.size());
+  // Most counts of most candidates are 0: skip the call for those (serving scores thousands).
+  auto log1p = [](double v) { return static_cast<float>(v == 0 ? 0.0 : std::log1p(v)); };
   out[0] = scaled_model_score;
-  out[1] = static_cast<float>(std::log1p(r * c.products));
-  out[2] = static_cast<float>(std::log1p(r * level(keys.category, c.category)));
-  out[3] = static_cast<float>(std::log1p(r * level(keys.parent, c.parent)));
-  out[4] = static_cast<float>(std::log1p(r * level(keys.department, c.department)));
-  out[5] = static_cast<float>(std::log1p(r * words));
-  out[6] = static_cast<float>(std::log1p(r * c.tags));
-  out[7] = static_cast<float>(std::log1p(c.recent));
+  out[1] = log1p(r * c.products);
+  out[2] = log1p(r * level(keys.category, c.category));
+  out[3] = log1p(r * level(keys.parent, c.parent));
+  out[4] = log1p(r * level(keys.department, c.department));
+  out[5] = log1p(r * words);
+  out[6] = log1p(r * c.tags);
+  out[7] = log1p(static_cast<double>(c.recent));
 }
 
 ItemAttributes ToItemAttributes(const ProductAttributes& a) {

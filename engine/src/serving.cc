@@ -57,6 +57,41 @@ class TopK {
   std::vector<std::pair<float, Id>> heap_;
 };
 
+// Marks and counts over customers for one request, reset in O(1) by a generation stamp
+// (clearing megabytes per request over 1M customers would cost more than the marks save).
+// 4 bytes per customer.
+class Marks {
+ public:
+  // Starts a new use over customers [0, n): none marked.
+  void Reset(size_t n) {
+    if (slots_.size() < n) slots_.resize(n);
+    if (++generation_ == 0) {  // wrapped: stamps of 65,536 uses ago would read as current
+      std::fill(slots_.begin(), slots_.end(), Slot{});
+      generation_ = 1;
+    }
+  }
+  // Marks customer i (< n) and counts one for it; true the first time since Reset.
+  bool Mark(size_t i) {
+    Slot& s = slots_[i];
+    if (s.stamp != generation_) {
+      s = {generation_, 1};
+      return true;
+    }
+    if (s.count != std::numeric_limits<uint16_t>::max()) ++s.count;  // saturates
+    return false;
+  }
+  // Times customer i was marked since Reset (saturating at 65,535).
+  uint32_t Count(size_t i) const { return slots_[i].stamp == generation_ ? slots_[i].count : 0; }
+  void Prefetch(size_t i) const { __builtin_prefetch(&slots_[i]); }
+
+ private:
+  struct Slot {  // together: one cache miss per customer, not two
+    uint16_t stamp = 0, count = 0;
+  };
+  std::vector<Slot> slots_;
+  uint16_t generation_ = 0;
+};
+
 // Stated interests as category paths, normalized ("Home / Kitchen" → "Home/Kitchen"), without
 // empty ones or repeats, in the order given.
 std::vector<std::string> NormalizedInterests(const std::vector<std::string>& interests) {
@@ -254,10 +289,112 @@ struct ServingEngine::Caches {
   // record was forgotten (now, or before a restart) and is never answered.
   std::vector<bool> live;
   std::vector<uint32_t> popular;  // products by number of buyers, most first
-  std::vector<uint32_t> active;   // customers by number of distinct products, most first
+  // For the audience model of the model at the last refresh, by customer: the prior (the part
+  // of its logit that does not depend on the product) and the rate r (new_products.h) as of then;
+  // and the customers with the highest priors, best first (RefreshPopular).
+  struct Prior {
+    float prior = 0, rate = 0;
+  };
+  std::vector<Prior> priors;
+  std::vector<uint32_t> by_prior;
   // Stated interests: by customer, and customers by stated category path.
   std::unordered_map<uint32_t, std::vector<std::string>> interests;
   std::unordered_map<std::string, std::vector<uint32_t>> stated;
+
+  // A category's buyers, best audience prospects first: ranked by prior + gain · log(1 + r · n),
+  // n the distinct products they bought in it, `gain` the audience model's weights on the
+  // purchases of that level (one counts at its level and each above). What this ranks on does
+  // not depend on the product, so a list serves every product of the category until the next
+  // refresh (RefreshPopular clears them; buyers since are not in it, and scoring reads live
+  // counts). At most kProspectPurchases purchases are read (`capped`).
+  struct Prospects {
+    std::vector<uint32_t> ranked;  // at most the `want` asked for
+    size_t buyers = 0;             // distinct buyers found
+    bool capped = false;
+  };
+  static constexpr size_t kProspectPurchases = 4'000'000;
+  // The lists kept hold at most this many customers in all (64 MB); past it they are dropped
+  // and computed again as asked.
+  static constexpr size_t kProspectsKept = 16'000'000;
+  mutable std::mutex prospects_mu;
+  mutable std::unordered_map<std::string, std::shared_ptr<const Prospects>> prospects;
+  mutable size_t prospects_kept = 0;  // customers in `prospects`' lists
+
+  // The list for `category` at path level `level` (0 deepest; part of the key, as the gain
+  // differs), at least `want` long unless there are fewer buyers. Computes it with `marks` (a
+  // caller's scratch over customers) when none is cached that long. Readers hold mu shared.
+  std::shared_ptr<const Prospects> RankedBuyers(const std::string& category, int level, double gain,
+                                                size_t want, Marks* marks) const {
+    const std::string key = std::to_string(level) + '\n' + category;
+    {
+      std::lock_guard lock(prospects_mu);
+      if (auto it = prospects.find(key); it != prospects.end()) {
+        const Prospects& p = *it->second;
+        if (p.ranked.size() >= want || p.ranked.size() == p.buyers) return it->second;
+      }
+    }
+    auto out = std::make_shared<Prospects>();
+    std::vector<uint32_t> found;
+    if (auto it = by_category.find(category); it != by_category.end()) {
+      marks->Reset(live.size());
+      size_t read = 0;
+      const std::vector<uint32_t>& here = it->second;
+      for (size_t i = 0; i < here.size() && !out->capped; ++i) {
+        if (here[i] >= buyers.size()) continue;
+        if (i + 1 < here.size() && here[i + 1] < buyers.size() && !buyers[here[i + 1]].empty()) {
+          __builtin_prefetch(buyers[here[i + 1]].data());
+        }
+        const std::vector<uint32_t>& of = buyers[here[i]];
+        for (uint32_t customer : of) {
+          if (customer < live.size()) marks->Prefetch(customer);
+        }
+        for (uint32_t customer : of) {
+          if (customer < live.size() && marks->Mark(customer)) found.push_back(customer);
+        }
+        read += of.size();
+        out->capped = read >= kProspectPurchases;
+      }
+    }
+    std::vector<std::pair<float, uint32_t>> ranked;
+    ranked.reserve(found.size());
+    constexpr size_t kAhead = 16;
+    for (size_t i = 0; i < found.size(); ++i) {
+      if (i + kAhead < found.size()) {
+        marks->Prefetch(found[i + kAhead]);
+        if (found[i + kAhead] < priors.size()) __builtin_prefetch(&priors[found[i + kAhead]]);
+      }
+      const uint32_t customer = found[i];
+      const Prior prior = customer < priors.size() ? priors[customer] : Prior{0, 1};
+      const double n = marks->Count(customer);
+      ranked.emplace_back(static_cast<float>(prior.prior + gain * std::log1p(prior.rate * n)),
+                          customer);
+    }
+    auto higher = [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    };
+    const size_t keep = std::min(ranked.size(), want);
+    const auto head = ranked.begin() + static_cast<ptrdiff_t>(keep);
+    std::nth_element(ranked.begin(), head, ranked.end(), higher);
+    std::sort(ranked.begin(), head, higher);
+    out->buyers = found.size();
+    out->ranked.reserve(keep);
+    for (size_t i = 0; i < keep; ++i) out->ranked.push_back(ranked[i].second);
+    std::lock_guard lock(prospects_mu);
+    auto& slot = prospects[key];
+    if (!slot || slot->ranked.size() < out->ranked.size()) {
+      const size_t before = slot ? slot->ranked.size() : 0;
+      if (prospects_kept - before + out->ranked.size() > kProspectsKept) {
+        prospects.clear();
+        prospects_kept = 0;
+        prospects[key] = out;
+      } else {
+        slot = out;
+        prospects_kept -= before;
+      }
+      prospects_kept += out->ranked.size();
+    }
+    return out;
+  }
 
   void SetInterests(uint32_t customer, const std::vector<std::string>& categories) {
     if (auto it = interests.find(customer); it != interests.end()) {
@@ -384,6 +521,11 @@ ServingEngine::ServingEngine(Store* store, std::string root, ServingOptions opti
       options_(std::move(options)),
       caches_(std::make_unique<Caches>()) {}
 
+struct ServingEngine::AudienceScratch {
+  Marks taken;     // customers already taken as candidates
+  Marks in_level;  // the category's buyers, with their purchases there
+};
+
 ServingEngine::~ServingEngine() = default;
 
 std::shared_ptr<ServingEngine::State> ServingEngine::current() const {
@@ -431,8 +573,8 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
     products.erase(std::unique(products.begin(), products.end()), products.end());
   }
   engine->newest_event_.store(newest);
-  engine->RefreshPopular();
   AFFINITY_ASSIGN_OR_RETURN(auto model, engine->LoadModel(std::nullopt));
+  engine->RefreshPopular(*model);
   auto state = std::make_shared<State>();
   state->model = std::move(model);
   engine->EmbedNewProducts(state.get());
@@ -440,7 +582,7 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
   return engine;
 }
 
-void ServingEngine::RefreshPopular() {
+void ServingEngine::RefreshPopular(const Model& model) {
   std::unique_lock lock(caches_->mu);
   Caches& c = *caches_;
   TopK<uint32_t> top(static_cast<size_t>(options_.popular_size));
@@ -450,15 +592,44 @@ void ServingEngine::RefreshPopular() {
   }
   c.popular.clear();
   for (const auto& [count, p] : top.Take()) c.popular.push_back(p);
-  // The most active customers (distinct products bought), an audience candidate source.
-  TopK<uint32_t> active(static_cast<size_t>(options_.max_audience));
-  for (size_t customer = 0; customer < c.bought.size(); ++customer) {
-    if (!c.bought[customer].empty()) {
-      active.Push(static_cast<float>(c.bought[customer].size()), static_cast<uint32_t>(customer));
-    }
+  // Audience candidates by prior: the product-independent part of the audience model's logit
+  // (its distinct products per year and its recent purchases) as of now, and the rate r that
+  // turns its counts into counts per year. Stale until the next refresh (a reload) for customers
+  // with purchases since; candidates are only chosen with them, and scored from live counts.
+  c.priors.assign(c.bought.size(), Caches::Prior{});
+  {
+    std::lock_guard prospects_lock(c.prospects_mu);
+    c.prospects.clear();
+    c.prospects_kept = 0;
   }
-  c.active.clear();
-  for (const auto& [count, customer] : active.Take()) c.active.push_back(customer);
+  c.by_prior.clear();
+  const std::optional<LogisticCalibration>& calibration = model.snapshot.audience;
+  if (!calibration) return;
+  const UnixSeconds now =
+      std::max<UnixSeconds>(newest_event_.load(), model.weighting.reference_time.value_or(0));
+  const auto recent_from = now - static_cast<UnixSeconds>(calibration->horizon_days * 86400);
+  const ProductKeys no_keys{ItemAttributes{}};
+  std::array<float, kAudienceFeatures> x{};
+  std::vector<double> xd(kAudienceFeatures);
+  TopK<uint32_t> best(static_cast<size_t>(options_.max_audience) *
+                      static_cast<size_t>(options_.audience_candidates));
+  for (size_t customer = 0; customer < c.bought.size(); ++customer) {
+    if (customer >= c.purchase_times.size()) break;
+    const auto& times = c.purchase_times[customer];
+    if (c.bought[customer].empty() || times.empty()) continue;
+    KeyCounts counts;
+    counts.products = static_cast<int32_t>(c.bought[customer].size());
+    counts.recent = static_cast<int32_t>(times.end() -
+                                         std::lower_bound(times.begin(), times.end(), recent_from));
+    counts.tenure_days = static_cast<double>(now - times.front()) / 86400;
+    AudienceFeatures(0.0f, counts, no_keys, x);
+    for (size_t k = 0; k < kAudienceFeatures; ++k) xd[k] = x[k];
+    Caches::Prior& p = c.priors[customer];
+    p.prior = static_cast<float>(calibration->Logit(xd) - calibration->intercept);
+    p.rate = static_cast<float>(kRateDays / std::max(counts.tenure_days, kMinTenureDays));
+    best.Push(p.prior, static_cast<uint32_t>(customer));
+  }
+  for (const auto& [prior, customer] : best.Take()) c.by_prior.push_back(customer);
 }
 
 Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
@@ -675,7 +846,7 @@ Result<int64_t> ServingEngine::Reload(bool force) {
     StoreNewProduct(next.get(), p, std::move(v), std::move(source));
   }
   reloads_.fetch_add(1, std::memory_order_relaxed);
-  RefreshPopular();
+  RefreshPopular(*model);
   return model->snapshot.version;
 }
 
@@ -1154,23 +1325,47 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     return 0.0f;
   };
   std::vector<uint32_t> candidates;
-  // w_u · h of the candidates found through the index (NaN for the other sources).
+  // Without an audience model, w_u · h of the candidates found through the index (they come
+  // first); empty with one.
   std::vector<float> index_scores;
+  // The index source looks where the audience model rewards the score: the customers with the
+  // highest w_u · h, or the lowest when the model's weight on the score is negative (none when
+  // it is zero). Without a model, the highest.
+  auto weight = [&](size_t k) {
+    return k < calibration->weights.size() ? calibration->weights[k] : 0.0;
+  };
+  const double score_weight = calibration ? weight(0) : 1.0;
+  const float direction = score_weight < 0 ? -1.0f : 1.0f;
   {
     std::shared_lock caches_lock(caches_->mu);
     const Caches& c = *caches_;
     // Every customer is scored when asked, or when the sources would gather most of them anyway
     // (a small shop, a large limit): no index search, and nobody is missed.
     const bool everyone = request.all_customers || (calibration && 2 * per_source >= c.live.size());
-    // Customers already taken as candidates (a flag per customer: cheaper than a hash set),
-    // needed only when several sources contribute.
+    // Customers already taken as candidates, needed only when several sources contribute.
     const bool several_sources = calibration && !everyone;
-    std::vector<uint8_t> seen(several_sources ? c.live.size() : 0, 0);
+    // Scratch from the pool, returned when done (on every path out).
+    std::unique_ptr<AudienceScratch> scratch;
+    {
+      std::lock_guard lock(scratch_mu_);
+      if (!scratch_.empty()) {
+        scratch = std::move(scratch_.back());
+        scratch_.pop_back();
+      }
+    }
+    if (!scratch) scratch = std::make_unique<AudienceScratch>();
+    struct Return {
+      const ServingEngine* engine;
+      std::unique_ptr<AudienceScratch>* scratch;
+      ~Return() {
+        std::lock_guard lock(engine->scratch_mu_);
+        engine->scratch_.push_back(std::move(*scratch));
+      }
+    } give_back{this, &scratch};
+    Marks& taken = scratch->taken;
+    taken.Reset(several_sources ? c.live.size() : 0);
     auto first_time = [&](uint32_t customer) {
-      if (!several_sources) return true;
-      if (customer >= seen.size() || seen[customer]) return false;
-      seen[customer] = 1;
-      return true;
+      return !several_sources || (customer < c.live.size() && taken.Mark(customer));
     };
     auto eligible = [&](uint32_t customer) {
       return customer < c.live.size() && c.live[customer] &&
@@ -1182,8 +1377,41 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         if (eligible(customer)) candidates.push_back(customer);
       }
     }
-    TopK<uint32_t> best(per_source);
-    if (!everyone) {
+    if (!everyone && score_weight != 0 && calibration) {
+      // The model scores every candidate exactly: the index's own ranking of its rows suffices
+      // (SearchRows, no re-scoring). Customers folded in since the snapshot (stale index rows)
+      // are ranked exactly, up to per_source of them besides.
+      TopK<uint32_t> best_fresh(per_source);
+      for (const auto& [customer, scores] : fresh) {
+        if (!std::isnan(scores.first) && eligible(customer)) {
+          best_fresh.Push(direction * scores.first, customer);
+        }
+      }
+      for (const auto& [score, customer] : best_fresh.Take()) {
+        if (first_time(customer)) candidates.push_back(customer);
+      }
+      const Eigen::VectorXf query = direction * h;
+      std::vector<uint32_t> found;
+      for (int64_t ask = static_cast<int64_t>(per_source) + 64;; ask *= 4) {
+        AFFINITY_ASSIGN_OR_RETURN(auto rows, model.customers->SearchRows(query.data(), ask));
+        found.clear();
+        for (int64_t row : rows) {
+          const auto customer = static_cast<uint32_t>(row);
+          if (found.size() == per_source) break;
+          if (fresh.count(customer) || !eligible(customer) || !model.has_user_id[customer]) {
+            continue;
+          }
+          found.push_back(customer);
+        }
+        if (found.size() >= per_source || static_cast<int64_t>(rows.size()) < ask) break;
+      }
+      for (uint32_t customer : found) {
+        if (first_time(customer)) candidates.push_back(customer);
+      }
+    } else if (!everyone && score_weight != 0) {
+      // No audience model: w_u · h ranks the audience, so the index's exact scores are the
+      // answer's (Search re-scores its best rows in float).
+      TopK<uint32_t> best(per_source);
       for (const auto& [customer, scores] : fresh) {
         if (!std::isnan(scores.first) && eligible(customer)) best.Push(scores.first, customer);
       }
@@ -1191,16 +1419,16 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
       for (;;) {
         AFFINITY_ASSIGN_OR_RETURN(auto hits, model.customers->Search(h.data(), ask));
         TopK<uint32_t> round = best;
-        size_t taken = 0;
+        size_t found = 0;
         for (const auto& hit : hits) {
           const auto customer = static_cast<uint32_t>(hit.row);
           if (fresh.count(customer) || !eligible(customer) || !model.has_user_id[customer]) {
             continue;
           }
           round.Push(hit.score, customer);
-          ++taken;
+          ++found;
         }
-        if (taken >= per_source || static_cast<int64_t>(hits.size()) < ask) {
+        if (found >= per_source || static_cast<int64_t>(hits.size()) < ask) {
           best = std::move(round);
           break;
         }
@@ -1211,38 +1439,54 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         candidates.push_back(customer);
         index_scores.push_back(score);
       }
-    }  // !all_customers
+    }
     if (calibration && !everyone) {
-      // Buyers of the product's deepest category, customers who stated an interest covering
-      // it, and the most active customers.
       auto add = [&](uint32_t customer, size_t* budget) {
         if (*budget == 0 || !eligible(customer) || !first_time(customer)) return;
         candidates.push_back(customer);
         --*budget;
       };
-      size_t budget = per_source;
-      if (!keys.category.empty()) {
-        if (auto it = c.by_category.find(keys.category); it != c.by_category.end()) {
-          for (uint32_t p : it->second) {
-            if (p >= c.buyers.size()) continue;
-            for (uint32_t customer : c.buyers[p]) add(customer, &budget);
-          }
+      // Buyers in the product's category: those of its deepest level with enough buyers, best
+      // prospects first (Caches::Prospects), then those of the level above it.
+      const std::string* levels[] = {&keys.category, &keys.parent, &keys.department};
+      int levels_taken = 0;
+      for (int l = 0; l < 3 && levels_taken < 2; ++l) {
+        if (levels[l]->empty() || !c.by_category.count(*levels[l])) continue;
+        std::array<double, 3> gains{};  // the weights of this level's purchases, at each level
+        for (int m = l; m < 3; ++m) {
+          if (!levels[m]->empty()) gains[static_cast<size_t>(m)] = weight(2 + m);
         }
+        const auto prospects = c.RankedBuyers(*levels[l], l, gains[0] + gains[1] + gains[2],
+                                              2 * per_source, &scratch->in_level);
+        // Too few here to fill the source: try the level above (its buyers include these).
+        if (levels_taken == 0 && prospects->buyers < per_source && l < 2 &&
+            !levels[l + 1]->empty() && !prospects->capped) {
+          continue;
+        }
+        if (l > 0 && *levels[l] == *levels[l - 1]) continue;  // a path of fewer levels
+        size_t budget = per_source;
+        for (uint32_t customer : prospects->ranked) {
+          if (budget == 0) break;
+          add(customer, &budget);
+        }
+        ++levels_taken;
       }
-      budget = per_source;
+      // Customers who stated an interest covering the product's category.
+      size_t budget = per_source;
       Caches::ForEachPrefix(keys.category, [&](const std::string& prefix) {
         if (auto it = c.stated.find(prefix); it != c.stated.end()) {
           for (uint32_t customer : it->second) add(customer, &budget);
         }
       });
+      // The customers with the highest priors.
       budget = per_source;
-      for (uint32_t customer : c.active) add(customer, &budget);
+      for (uint32_t customer : c.by_prior) add(customer, &budget);
     }
   }
   result.candidates = static_cast<int64_t>(candidates.size());
 
-  // Score each candidate from the caches (no store reads): the features of new_products.h, the
-  // closest past product as the reason.
+  // Score each candidate from the caches (no store reads): the features of new_products.h. The
+  // probability, the kind and the reason are worked out for the customers listed only.
   const Eigen::VectorXf unit_h = h.normalized();
   const auto inv_scale = static_cast<float>(1 / model.snapshot.score_scale);
   const UnixSeconds now =
@@ -1252,8 +1496,6 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   struct Scored {
     float score;
     uint32_t customer;
-    std::optional<double> probability;
-    std::string kind, reason;
   };
   std::vector<Scored> scored;
   scored.reserve(candidates.size());
@@ -1289,70 +1531,106 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     }
   }
   static const std::vector<uint32_t> kNone;
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    const uint32_t customer = candidates[i];
-    if (customer >= c.live.size() || !c.live[customer]) continue;  // forgotten meanwhile
-    const float raw =
-        feature_is_h && i < index_scores.size() ? index_scores[i] : feature_score_of(customer);
-    Scored s{raw, customer, std::nullopt, "", ""};
-    const auto stated = c.interests.find(customer);
-    if (stated != c.interests.end() && !keys.category.empty()) {
-      for (const auto& path : stated->second) {
-        if (UnderCategory(keys.category, path)) {
-          s.kind = "stated_interest";
-          s.reason = path;
-          break;
+  static const std::vector<UnixSeconds> kNoTimes;
+  // A candidate's data is several dependent cache misses away (the headers of its purchase
+  // lists, their contents, the mask entries of the products, its factor row; 1M customers do
+  // not fit in cache). Taken a group at a time, stage by stage, a whole group's misses are in
+  // flight together instead of one customer's after another's.
+  constexpr size_t kScoreGroup = 32;
+  const auto user_row_bytes = static_cast<size_t>(model.users().cols()) * sizeof(float);
+  auto prefetch_row = [](const float* row, size_t bytes) {
+    const char* p = reinterpret_cast<const char*>(row);
+    for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(p + k);
+  };
+  for (size_t first = 0; first < candidates.size(); first += kScoreGroup) {
+    const size_t n = std::min(kScoreGroup, candidates.size() - first);
+    const uint32_t* group = candidates.data() + first;
+    for (size_t j = 0; j < n; ++j) {
+      const uint32_t customer = group[j];
+      if (calibration) {
+        if (customer < c.bought.size()) __builtin_prefetch(&c.bought[customer]);
+        if (customer < c.purchase_times.size()) __builtin_prefetch(&c.purchase_times[customer]);
+      }
+      const bool from_index = feature_is_h && first + j < index_scores.size();
+      if (!from_index && customer < model.has_user.size()) {
+        prefetch_row(model.users().row(customer).data(), user_row_bytes);
+      }
+    }
+    if (calibration) {
+      for (size_t j = 0; j < n; ++j) {
+        const uint32_t customer = group[j];
+        if (customer < c.bought.size() && !c.bought[customer].empty()) {
+          __builtin_prefetch(c.bought[customer].data());
+        }
+        if (customer < c.purchase_times.size() && !c.purchase_times[customer].empty()) {
+          const auto& times = c.purchase_times[customer];
+          __builtin_prefetch(times.data());
+          __builtin_prefetch(&times.back());
+        }
+      }
+      for (size_t j = 0; j < n; ++j) {
+        const uint32_t customer = group[j];
+        if (customer >= c.bought.size()) continue;
+        for (uint32_t p : c.bought[customer]) {
+          if (p < mask.size()) __builtin_prefetch(&mask[p]);
         }
       }
     }
-    const std::vector<uint32_t>& bought = customer < c.bought.size() ? c.bought[customer] : kNone;
-    if (calibration) {
-      // PurchaseProfile's counts, for this product's keys only.
-      std::array<int32_t, 32> counts{};
-      for (uint32_t p : bought) {
-        for (uint32_t m = p < mask.size() ? mask[p] : 0; m != 0; m &= m - 1) {
-          ++counts[static_cast<size_t>(std::countr_zero(m))];
-        }
-      }
-      // A stated interest counts as one purchase in its category (every level of it).
-      if (stated != c.interests.end()) {
-        for (const auto& path : stated->second) {
-          for (int l = 0; l < 3; ++l) {
-            counts[l] += !levels[l]->empty() && UnderCategory(path, *levels[l]);
+    for (size_t j = 0; j < n; ++j) {
+      const size_t i = first + j;
+      const uint32_t customer = group[j];
+      if (customer >= c.live.size() || !c.live[customer]) continue;  // forgotten meanwhile
+      const float raw =
+          feature_is_h && i < index_scores.size() ? index_scores[i] : feature_score_of(customer);
+      float score = raw;
+      if (calibration) {
+        const std::vector<uint32_t>& bought =
+            customer < c.bought.size() ? c.bought[customer] : kNone;
+        // PurchaseProfile's counts, for this product's keys only.
+        std::array<int32_t, 32> counts{};
+        for (uint32_t p : bought) {
+          for (uint32_t m = p < mask.size() ? mask[p] : 0; m != 0; m &= m - 1) {
+            ++counts[static_cast<size_t>(std::countr_zero(m))];
           }
         }
-      }
-      KeyCounts counts_of_keys;
-      counts_of_keys.products = static_cast<int32_t>(bought.size());
-      counts_of_keys.category = counts[0];
-      counts_of_keys.parent = counts[1];
-      counts_of_keys.department = counts[2];
-      for (size_t k = 0; k < words; ++k) counts_of_keys.words += counts[3 + k];
-      for (size_t k = 0; k < tags; ++k) counts_of_keys.tags += counts[27 + k];
-      if (customer < c.purchase_times.size()) {
+        // A stated interest counts as one purchase in its category (every level of it).
+        if (!c.interests.empty()) {
+          if (auto stated = c.interests.find(customer); stated != c.interests.end()) {
+            for (const auto& path : stated->second) {
+              for (int l = 0; l < 3; ++l) {
+                counts[l] += !levels[l]->empty() && UnderCategory(path, *levels[l]);
+              }
+            }
+          }
+        }
+        KeyCounts counts_of_keys;
+        counts_of_keys.products = static_cast<int32_t>(bought.size());
+        counts_of_keys.category = counts[0];
+        counts_of_keys.parent = counts[1];
+        counts_of_keys.department = counts[2];
+        for (size_t k = 0; k < words; ++k) counts_of_keys.words += counts[3 + k];
+        for (size_t k = 0; k < tags; ++k) counts_of_keys.tags += counts[27 + k];
         // The recent purchases are the last ones (ascending times): count back from the end,
         // touching a cache line or two where a binary search would touch ~log2(n).
-        const auto& times = c.purchase_times[customer];
+        const auto& times =
+            customer < c.purchase_times.size() ? c.purchase_times[customer] : kNoTimes;
         auto it = times.end();
         while (it != times.begin() && *(it - 1) >= recent_from) --it;
         counts_of_keys.recent = static_cast<int32_t>(times.end() - it);
         if (!times.empty()) {
           counts_of_keys.tenure_days = static_cast<double>(now - times.front()) / 86400;
         }
+        AudienceFeatures(raw * inv_scale, counts_of_keys, keys, x);
+        for (size_t k = 0; k < kAudienceFeatures; ++k) xd[k] = x[k];
+        score = static_cast<float>(calibration->Logit(xd));
       }
-      AudienceFeatures(raw * inv_scale, counts_of_keys, keys, x);
-      for (size_t j = 0; j < kAudienceFeatures; ++j) xd[j] = x[j];
-      s.score = static_cast<float>(calibration->Logit(xd));
-      s.probability = calibration->Probability(xd, result.horizon_days);
+      if (score < floor) continue;
+      scored.push_back({score, customer});
     }
-    if (s.score < floor) continue;
-    if (request.min_probability && s.probability && *s.probability < *request.min_probability) {
-      continue;
-    }
-    scored.push_back(std::move(s));
   }
-  // The best `limit`, and their reasons: the past product closest to this one (cosine of the
-  // item vectors), unless a stated interest is the reason.
+  // The best `limit`. The probability is non-decreasing in the logit that ranks them, so a floor
+  // on it keeps a prefix of this ranking: applied to the best `limit`, it keeps the same
+  // customers as applied to every candidate.
   auto better = [](const Scored& a, const Scored& b) {
     return a.score != b.score ? a.score > b.score : a.customer < b.customer;
   };
@@ -1363,10 +1641,41 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   } else {
     std::sort(scored.begin(), scored.end(), better);
   }
+  struct Listed {
+    float score;
+    uint32_t customer;
+    std::optional<double> probability;
+    std::string kind, reason;
+  };
+  std::vector<Listed> listed;
+  listed.reserve(scored.size());
+  for (const Scored& s : scored) {
+    std::optional<double> probability;
+    if (calibration) {
+      probability = calibration->ProbabilityOfLogit(s.score, result.horizon_days);
+      if (request.min_probability && *probability < *request.min_probability) break;
+    }
+    Listed l{s.score, s.customer, probability, "", ""};
+    // A stated interest covering the product's category is the reason, before any purchase.
+    if (!keys.category.empty()) {
+      if (auto stated = c.interests.find(s.customer); stated != c.interests.end()) {
+        for (const auto& path : stated->second) {
+          if (UnderCategory(keys.category, path)) {
+            l.kind = "stated_interest";
+            l.reason = path;
+            break;
+          }
+        }
+      }
+    }
+    listed.push_back(std::move(l));
+  }
+  // The reasons: the past product closest to this one (cosine of the item vectors), unless a
+  // stated interest is the reason.
   // When the listed customers bought more products than a quarter of the catalog (counting
   // repeats across customers), one product-by-product pass (a GEMV) gives every cosine at once.
   size_t bought_total = 0;
-  for (const Scored& s : scored) {
+  for (const Listed& s : listed) {
     if (s.kind.empty() && s.customer < c.bought.size()) bought_total += c.bought[s.customer].size();
   }
   Eigen::VectorXf cosines;
@@ -1380,10 +1689,10 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   constexpr size_t kGroup = 32;
   const auto row_bytes = static_cast<size_t>(model.unit_items.cols()) * sizeof(float);
   std::array<const std::vector<uint32_t>*, kGroup> lists{};
-  for (size_t first = 0; first < scored.size(); first += kGroup) {
-    const size_t n = std::min(kGroup, scored.size() - first);
+  for (size_t first = 0; first < listed.size(); first += kGroup) {
+    const size_t n = std::min(kGroup, listed.size() - first);
     for (size_t j = 0; j < n; ++j) {
-      const Scored& s = scored[first + j];
+      const Listed& s = listed[first + j];
       lists[j] = s.kind.empty() && s.customer < c.bought.size() ? &c.bought[s.customer] : nullptr;
       if (lists[j]) __builtin_prefetch(lists[j]);
     }
@@ -1423,7 +1732,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     }
     for (size_t j = 0; j < n; ++j) {
       if (closest[j] < 0) continue;
-      Scored& s = scored[first + j];
+      Listed& s = listed[first + j];
       s.reason = model.ProductName(*store_, static_cast<uint32_t>(closest[j]));
       s.kind = "purchased";
     }
@@ -1431,11 +1740,11 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   caches_lock.unlock();
   const auto& customer_ids = model.snapshot.customer_ids;
   constexpr size_t kAhead = 8;
-  for (size_t i = 0; i < scored.size(); ++i) {
-    if (i + kAhead < scored.size() && scored[i + kAhead].customer < customer_ids.size()) {
-      __builtin_prefetch(&customer_ids[scored[i + kAhead].customer]);
+  for (size_t i = 0; i < listed.size(); ++i) {
+    if (i + kAhead < listed.size() && listed[i + kAhead].customer < customer_ids.size()) {
+      __builtin_prefetch(&customer_ids[listed[i + kAhead].customer]);
     }
-    Scored& s = scored[i];
+    Listed& s = listed[i];
     std::string id = s.customer < model.snapshot.customer_ids.size()
                          ? model.snapshot.customer_ids[s.customer]
                          : std::string();

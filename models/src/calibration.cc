@@ -22,7 +22,11 @@ double LogisticCalibration::Logit(std::span<const double> x) const {
 }
 
 double LogisticCalibration::Probability(std::span<const double> x, double horizon) const {
-  const double p = Sigmoid(Logit(x));
+  return ProbabilityOfLogit(Logit(x), horizon);
+}
+
+double LogisticCalibration::ProbabilityOfLogit(double z, double horizon) const {
+  const double p = Sigmoid(z);
   if (horizon <= 0 || horizon == horizon_days || horizon_days <= 0) return p;
   return 1.0 - std::pow(1.0 - p, horizon / horizon_days);
 }

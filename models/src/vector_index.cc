@@ -585,6 +585,70 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Build(const RowMajorMatrixXf& 
   return out;
 }
 
+std::vector<std::pair<float, int64_t>> VectorIndex::ScanCells(const float* query, int64_t k,
+                                                              size_t want) const {
+  const int d = factors_;
+  // Cells: the nprobe centroids nearest to q' = [q, 0] in L2, i.e. with the largest
+  // q·c - ‖c‖²/2 (the augmented coordinate of q' is 0), nprobe enough for k rows. Then every
+  // row of those cells is scored by q·x on its 8-bit codes, and the best `want` kept.
+  const double cell = static_cast<double>(size()) / static_cast<double>(nlist_);
+  const auto nprobe = static_cast<size_t>(std::min<double>(
+      static_cast<double>(nlist_),
+      std::max<double>(options_.ivf_nprobe,
+                       std::ceil(options_.ivf_scan_factor * static_cast<double>(k) / cell))));
+  thread_local std::vector<float> scores;
+  scores.resize(static_cast<size_t>(nlist_));
+  ByteQuery(query, centroid_step_)
+      .Score(centroid_codes_.data(), static_cast<size_t>(nlist_), d, scores.data());
+  Eigen::Map<Eigen::VectorXf>(scores.data(), nlist_) -= 0.5f * centroid_norms2_;
+  Best cells(nprobe);
+  cells.PushAll(scores.data(), static_cast<size_t>(nlist_), 0);
+  // Nearest cells first (Take sorts): their rows raise the candidates' bar at once, so the
+  // rows of the farther cells mostly fail one comparison instead of filling the buffer.
+  const auto nearest = cells.Take();
+  // q·x ≈ q·min + Σ_j (q_j step_j) code_j; the first term is the same for every row, so
+  // the rows are ranked by the second.
+  const ByteQuery scaled(query, code_step_);
+  // The cells' first rows are asked for at once: each cell's scan otherwise starts with a
+  // wait on memory (the rest of a cell streams behind its start).
+  for (const auto& [unused, c] : nearest) {
+    const int64_t first = cell_start_[static_cast<size_t>(c)];
+    const int64_t rows = std::min<int64_t>(4, cell_start_[static_cast<size_t>(c) + 1] - first);
+    const uint8_t* at = cell_codes_.data() + first * d;
+    for (int64_t b = 0; b < rows * d; b += 64) _mm_prefetch(at + b, _MM_HINT_T0);
+  }
+  // Candidates are pushed by their slot in cell order; only the picked ones are looked up
+  // in cell_pos_ (reading it for every scanned row was a cache miss a row).
+  Best candidates(want);
+  for (const auto& [unused, c] : nearest) {
+    const int64_t first = cell_start_[static_cast<size_t>(c)];
+    const auto n = static_cast<size_t>(cell_start_[static_cast<size_t>(c) + 1] - first);
+    if (scores.size() < n) scores.resize(n);
+    scaled.Score(cell_codes_.data() + first * d, n, d, scores.data());
+    candidates.PushAll(scores.data(), n, first);
+  }
+  auto picked = candidates.Take();
+  for (auto& [unused, slot] : picked) slot = cell_pos_[static_cast<size_t>(slot)];
+  return picked;
+}
+
+Result<std::vector<int64_t>> VectorIndex::SearchRows(const float* query, int64_t k) const {
+  if (k < 0) return Status::InvalidArgument("k must be >= 0", "k");
+  std::vector<int64_t> rows;
+  k = std::min<int64_t>(k, size());
+  if (k == 0) return rows;
+  if (kind_ != VectorIndexKind::kIvf) {
+    AFFINITY_ASSIGN_OR_RETURN(auto hits, Search(query, k));
+    rows.reserve(hits.size());
+    for (const Hit& hit : hits) rows.push_back(hit.row);
+    return rows;
+  }
+  for (const auto& [unused, pos] : ScanCells(query, k, static_cast<size_t>(k))) {
+    rows.push_back(rows_[static_cast<size_t>(pos)]);
+  }
+  return rows;
+}
+
 Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, int64_t k) const {
   if (k < 0) return Status::InvalidArgument("k must be >= 0", "k");
   std::vector<Hit> hits;
@@ -624,47 +688,8 @@ Result<std::vector<VectorIndex::Hit>> VectorIndex::Search(const float* query, in
         if (labels[i] >= 0) best.Push(-distances[i], labels[i]);
       }
     } else {
-      // Cells: the nprobe centroids nearest to q' = [q, 0] in L2, i.e. with the largest
-      // q·c - ‖c‖²/2 (the augmented coordinate of q' is 0). Then every row of those cells is
-      // scored by q·x on its 8-bit codes, and the best k + margin of those exactly.
-      const double cell = static_cast<double>(size()) / static_cast<double>(nlist_);
-      const auto nprobe = static_cast<size_t>(std::min<double>(
-          static_cast<double>(nlist_),
-          std::max<double>(options_.ivf_nprobe,
-                           std::ceil(options_.ivf_scan_factor * static_cast<double>(k) / cell))));
-      thread_local std::vector<float> scores;
-      scores.resize(static_cast<size_t>(nlist_));
-      ByteQuery(query, centroid_step_)
-          .Score(centroid_codes_.data(), static_cast<size_t>(nlist_), d, scores.data());
-      Eigen::Map<Eigen::VectorXf>(scores.data(), nlist_) -= 0.5f * centroid_norms2_;
-      Best cells(nprobe);
-      cells.PushAll(scores.data(), static_cast<size_t>(nlist_), 0);
-      // Nearest cells first (Take sorts): their rows raise the candidates' bar at once, so the
-      // rows of the farther cells mostly fail one comparison instead of filling the buffer.
-      const auto nearest = cells.Take();
-      // q·x ≈ q·min + Σ_j (q_j step_j) code_j; the first term is the same for every row, so
-      // the rows are ranked by the second.
-      const ByteQuery scaled(query, code_step_);
-      // The cells' first rows are asked for at once: each cell's scan otherwise starts with a
-      // wait on memory (the rest of a cell streams behind its start).
-      for (const auto& [unused, c] : nearest) {
-        const int64_t first = cell_start_[static_cast<size_t>(c)];
-        const int64_t rows = std::min<int64_t>(4, cell_start_[static_cast<size_t>(c) + 1] - first);
-        const uint8_t* at = cell_codes_.data() + first * d;
-        for (int64_t b = 0; b < rows * d; b += 64) _mm_prefetch(at + b, _MM_HINT_T0);
-      }
-      // Candidates are pushed by their slot in cell order; only the picked ones are looked up
-      // in cell_pos_ (reading it for every scanned row was a cache miss a row).
-      Best candidates(static_cast<size_t>(k + std::max<int64_t>(16, k / 4)));
-      for (const auto& [unused, c] : nearest) {
-        const int64_t first = cell_start_[static_cast<size_t>(c)];
-        const auto n = static_cast<size_t>(cell_start_[static_cast<size_t>(c) + 1] - first);
-        if (scores.size() < n) scores.resize(n);
-        scaled.Score(cell_codes_.data() + first * d, n, d, scores.data());
-        candidates.PushAll(scores.data(), n, first);
-      }
-      auto picked = candidates.Take();
-      for (auto& [unused, slot] : picked) slot = cell_pos_[static_cast<size_t>(slot)];
+      // The rows of the best k + margin by their codes, then those rows exactly.
+      auto picked = ScanCells(query, k, static_cast<size_t>(k + std::max<int64_t>(16, k / 4)));
       // The exact rows are scattered over the whole base: a group at a time, every cache line
       // of the group's rows is asked for before the first is used, so the misses overlap.
       constexpr size_t kGroup = 32;

@@ -31,10 +31,14 @@
 // product); recommendations and similar products score them exactly and merge them with the
 // index's answer.
 //
-// Audiences (new_products.h). Candidates are gathered from the customer index (by w_u · h), the
-// buyers of the product's category, customers who stated an interest in it, and the most
-// active customers (or, when those sources would gather half the customers or more, every
-// customer is a candidate); each is scored by the snapshot's calibrated audience model from
+// Audiences (new_products.h). Candidates are gathered from the customer index (by w_u · h, or
+// by -w_u · h when the audience model's weight on the score is negative), the buyers of the
+// product's category at its deepest level with enough of them and at the level above, best
+// prospects first (their prior, the part of the model's logit that does not depend on the
+// product, plus what their purchases there add; these lists are kept per category until the next
+// reload), customers who stated an interest in it, and the customers with the highest priors
+// (or, when those sources would gather half the customers or more, every customer is a
+// candidate); each is scored by the snapshot's calibrated audience model from
 // in-memory caches of what every customer bought and when (the products per customer and the
 // purchase times: 4 + 8 bytes per purchase; no store read per candidate; any purchase counts,
 // where training counts purchases net of returns), a stated interest counting as one purchase in
@@ -342,7 +346,9 @@ class ServingEngine {
   // looked up in the store, where the id may be new), others from the store. NotFound if unknown.
   Result<CustomerId> FindCustomer(const Model& model, std::string_view id) const;
   Result<ProductId> FindProduct(const Model& model, std::string_view id) const;
-  void RefreshPopular();
+  // The popular products, and for audiences with `model`'s audience model each customer's prior
+  // (the part of the logit that does not depend on the product) and the customers by it.
+  void RefreshPopular(const Model& model);
   // The vector of a product without a trained row, from its attributes and buyers (see the file
   // comment), and where it came from; empty if there is nothing to go on.
   Eigen::VectorXf EmbedProduct(const Model& model, const State& state, uint32_t product,
@@ -360,6 +366,12 @@ class ServingEngine {
   std::string root_;
   ServingOptions options_;
   std::unique_ptr<Caches> caches_;
+  // Scratch over customers for audiences (marks and counts, 8 bytes per customer), reused across
+  // requests: one per audience computed at once, kept for the next (the HTTP server admits 2 per
+  // core at a time). Guarded by scratch_mu_.
+  struct AudienceScratch;
+  mutable std::mutex scratch_mu_;
+  mutable std::vector<std::unique_ptr<AudienceScratch>> scratch_;
   mutable std::mutex state_mu_;  // guards state_ (the pointer, not the state)
   std::shared_ptr<State> state_;
   std::mutex reload_mu_;            // one reload at a time

@@ -37,6 +37,9 @@ struct LogisticCalibration {
   double Logit(std::span<const double> x) const;
   // σ(Logit(x)), rescaled to `horizon_days` (the fitted horizon when <= 0).
   double Probability(std::span<const double> x, double horizon_days = 0) const;
+  // The probability of logit z, as Probability: non-decreasing in z, so that a ranking by the
+  // logit is a ranking by the probability (and a floor on one is a floor on the other).
+  double ProbabilityOfLogit(double z, double horizon_days = 0) const;
 };
 
 // Fits the model on `x` (row-major, pairs × names.size()) with outcomes `labels` (1 = bought)

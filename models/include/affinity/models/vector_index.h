@@ -92,6 +92,11 @@ class VectorIndex {
   // The top `k` rows by inner product with `query` (factors() floats), best first, at most
   // size() of them. InvalidArgument for k < 0; Internal if Faiss fails.
   Result<std::vector<Hit>> Search(const float* query, int64_t k) const;
+  // The rows of the top `k` as Search finds them, for candidate generation: an IVF index ranks
+  // its rows by their 8-bit codes only and skips Search's exact re-scoring of the best k +
+  // k/4 (thousands of scattered rows for a large k), so near-ties can differ from Search's
+  // answer. Best first by that ranking; other kinds answer as Search. Errors as Search.
+  Result<std::vector<int64_t>> SearchRows(const float* query, int64_t k) const;
 
   VectorIndexKind kind() const { return kind_; }
   int64_t size() const { return static_cast<int64_t>(rows_.size()); }
@@ -103,6 +108,10 @@ class VectorIndex {
 
  private:
   VectorIndex() = default;
+  // IVF: the positions of the best `want` rows by their codes among the cells probed for k
+  // rows, best first (as (code score, position)).
+  std::vector<std::pair<float, int64_t>> ScanCells(const float* query, int64_t k,
+                                                   size_t want) const;
   struct Faiss;
   std::unique_ptr<Faiss> faiss_;
   VectorIndexKind kind_ = VectorIndexKind::kExact;
