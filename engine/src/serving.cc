@@ -20,6 +20,11 @@ namespace affinity {
 
 namespace {
 
+// Audience sources are read in rounds of max(kAudienceChunk, limit / 4) candidates each (see
+// Audience): small enough that a source the audience does not come from costs little, large
+// enough that one round of it is a fair test.
+constexpr size_t kAudienceChunk = 64;
+
 UnixSeconds Now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -42,6 +47,9 @@ class TopK {
       std::push_heap(heap_.begin(), heap_.end(), Worse);
     }
   }
+  // Holds k entries; then Worst() is the score an entry must beat (or tie with a lower id).
+  bool Full() const { return k_ > 0 && heap_.size() == k_; }
+  float Worst() const { return heap_.front().first; }
   // Best first.
   std::vector<std::pair<float, Id>> Take() {
     std::sort(heap_.begin(), heap_.end(), Worse);
@@ -1283,20 +1291,14 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   const float floor = request.min_score.value_or(-std::numeric_limits<float>::infinity());
   const ProductKeys keys(item);
 
-  // Candidates by w_u · h: customers folded in since the snapshot exactly (their index rows are
-  // stale), the rest through the customer index.
-
   // The calibration was fitted on launches, scored against their attribute vectors: its score
   // feature uses the product's attribute vector whenever there is one (the served vector, which
-  // may be trained or blended, chooses the candidates).
+  // may be trained or blended, chooses the index candidates). Without a model the score is
+  // w_u · h itself.
   Eigen::VectorXf h_feature = h;
-  bool feature_is_h = true;  // then the index's scores are the feature's
   if (calibration && model.snapshot.cold_start) {
     auto attr = model.snapshot.cold_start->Embed(item);
-    if (attr.ok() && attr->squaredNorm() > 0) {
-      h_feature = std::move(*attr);
-      feature_is_h = false;
-    }
+    if (attr.ok() && attr->squaredNorm() > 0) h_feature = std::move(*attr);
   }
   // w_u · h and w_u · h_feature of the customers folded in since the snapshot (their index rows
   // are stale; NaN: folded in without a vector).
@@ -1324,10 +1326,6 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     }
     return 0.0f;
   };
-  std::vector<uint32_t> candidates;
-  // Without an audience model, w_u · h of the candidates found through the index (they come
-  // first); empty with one.
-  std::vector<float> index_scores;
   // The index source looks where the audience model rewards the score: the customers with the
   // highest w_u · h, or the lowest when the model's weight on the score is negative (none when
   // it is zero). Without a model, the highest.
@@ -1336,173 +1334,37 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   };
   const double score_weight = calibration ? weight(0) : 1.0;
   const float direction = score_weight < 0 ? -1.0f : 1.0f;
-  {
-    std::shared_lock caches_lock(caches_->mu);
-    const Caches& c = *caches_;
-    // Every customer is scored when asked, or when the sources would gather most of them anyway
-    // (a small shop, a large limit): no index search, and nobody is missed.
-    const bool everyone = request.all_customers || (calibration && 2 * per_source >= c.live.size());
-    // Customers already taken as candidates, needed only when several sources contribute.
-    const bool several_sources = calibration && !everyone;
-    // Scratch from the pool, returned when done (on every path out).
-    std::unique_ptr<AudienceScratch> scratch;
-    {
-      std::lock_guard lock(scratch_mu_);
-      if (!scratch_.empty()) {
-        scratch = std::move(scratch_.back());
-        scratch_.pop_back();
-      }
-    }
-    if (!scratch) scratch = std::make_unique<AudienceScratch>();
-    struct Return {
-      const ServingEngine* engine;
-      std::unique_ptr<AudienceScratch>* scratch;
-      ~Return() {
-        std::lock_guard lock(engine->scratch_mu_);
-        engine->scratch_.push_back(std::move(*scratch));
-      }
-    } give_back{this, &scratch};
-    Marks& taken = scratch->taken;
-    taken.Reset(several_sources ? c.live.size() : 0);
-    auto first_time = [&](uint32_t customer) {
-      return !several_sources || (customer < c.live.size() && taken.Mark(customer));
-    };
-    auto eligible = [&](uint32_t customer) {
-      return customer < c.live.size() && c.live[customer] &&
-             (request.include_opted_out || !c.opted_out.count(customer)) &&
-             !(product && c.Bought(*product, customer));
-    };
-    if (everyone) {
-      for (uint32_t customer = 0; customer < c.live.size(); ++customer) {
-        if (eligible(customer)) candidates.push_back(customer);
-      }
-    }
-    if (!everyone && score_weight != 0 && calibration) {
-      // The model scores every candidate exactly: the index's own ranking of its rows suffices
-      // (SearchRows, no re-scoring). Customers folded in since the snapshot (stale index rows)
-      // are ranked exactly, up to per_source of them besides.
-      TopK<uint32_t> best_fresh(per_source);
-      for (const auto& [customer, scores] : fresh) {
-        if (!std::isnan(scores.first) && eligible(customer)) {
-          best_fresh.Push(direction * scores.first, customer);
-        }
-      }
-      for (const auto& [score, customer] : best_fresh.Take()) {
-        if (first_time(customer)) candidates.push_back(customer);
-      }
-      const Eigen::VectorXf query = direction * h;
-      std::vector<uint32_t> found;
-      for (int64_t ask = static_cast<int64_t>(per_source) + 64;; ask *= 4) {
-        AFFINITY_ASSIGN_OR_RETURN(auto rows, model.customers->SearchRows(query.data(), ask));
-        found.clear();
-        for (int64_t row : rows) {
-          const auto customer = static_cast<uint32_t>(row);
-          if (found.size() == per_source) break;
-          if (fresh.count(customer) || !eligible(customer) || !model.has_user_id[customer]) {
-            continue;
-          }
-          found.push_back(customer);
-        }
-        if (found.size() >= per_source || static_cast<int64_t>(rows.size()) < ask) break;
-      }
-      for (uint32_t customer : found) {
-        if (first_time(customer)) candidates.push_back(customer);
-      }
-    } else if (!everyone && score_weight != 0) {
-      // No audience model: w_u · h ranks the audience, so the index's exact scores are the
-      // answer's (Search re-scores its best rows in float).
-      TopK<uint32_t> best(per_source);
-      for (const auto& [customer, scores] : fresh) {
-        if (!std::isnan(scores.first) && eligible(customer)) best.Push(scores.first, customer);
-      }
-      int64_t ask = static_cast<int64_t>(per_source) + 64;
-      for (;;) {
-        AFFINITY_ASSIGN_OR_RETURN(auto hits, model.customers->Search(h.data(), ask));
-        TopK<uint32_t> round = best;
-        size_t found = 0;
-        for (const auto& hit : hits) {
-          const auto customer = static_cast<uint32_t>(hit.row);
-          if (fresh.count(customer) || !eligible(customer) || !model.has_user_id[customer]) {
-            continue;
-          }
-          round.Push(hit.score, customer);
-          ++found;
-        }
-        if (found >= per_source || static_cast<int64_t>(hits.size()) < ask) {
-          best = std::move(round);
-          break;
-        }
-        ask *= 4;
-      }
-      for (const auto& [score, customer] : best.Take()) {
-        if (!first_time(customer)) continue;
-        candidates.push_back(customer);
-        index_scores.push_back(score);
-      }
-    }
-    if (calibration && !everyone) {
-      auto add = [&](uint32_t customer, size_t* budget) {
-        if (*budget == 0 || !eligible(customer) || !first_time(customer)) return;
-        candidates.push_back(customer);
-        --*budget;
-      };
-      // Buyers in the product's category: those of its deepest level with enough buyers, best
-      // prospects first (Caches::Prospects), then those of the level above it.
-      const std::string* levels[] = {&keys.category, &keys.parent, &keys.department};
-      int levels_taken = 0;
-      for (int l = 0; l < 3 && levels_taken < 2; ++l) {
-        if (levels[l]->empty() || !c.by_category.count(*levels[l])) continue;
-        std::array<double, 3> gains{};  // the weights of this level's purchases, at each level
-        for (int m = l; m < 3; ++m) {
-          if (!levels[m]->empty()) gains[static_cast<size_t>(m)] = weight(2 + m);
-        }
-        const auto prospects = c.RankedBuyers(*levels[l], l, gains[0] + gains[1] + gains[2],
-                                              2 * per_source, &scratch->in_level);
-        // Too few here to fill the source: try the level above (its buyers include these).
-        if (levels_taken == 0 && prospects->buyers < per_source && l < 2 &&
-            !levels[l + 1]->empty() && !prospects->capped) {
-          continue;
-        }
-        if (l > 0 && *levels[l] == *levels[l - 1]) continue;  // a path of fewer levels
-        size_t budget = per_source;
-        for (uint32_t customer : prospects->ranked) {
-          if (budget == 0) break;
-          add(customer, &budget);
-        }
-        ++levels_taken;
-      }
-      // Customers who stated an interest covering the product's category.
-      size_t budget = per_source;
-      Caches::ForEachPrefix(keys.category, [&](const std::string& prefix) {
-        if (auto it = c.stated.find(prefix); it != c.stated.end()) {
-          for (uint32_t customer : it->second) add(customer, &budget);
-        }
-      });
-      // The customers with the highest priors.
-      budget = per_source;
-      for (uint32_t customer : c.by_prior) add(customer, &budget);
-    }
-  }
-  result.candidates = static_cast<int64_t>(candidates.size());
 
-  // Score each candidate from the caches (no store reads): the features of new_products.h. The
-  // probability, the kind and the reason are worked out for the customers listed only.
+  // Scoring reads the caches only (no store reads): the features of new_products.h.
   const Eigen::VectorXf unit_h = h.normalized();
   const auto inv_scale = static_cast<float>(1 / model.snapshot.score_scale);
   const UnixSeconds now =
       std::max<UnixSeconds>(newest_event_.load(), model.weighting.reference_time.value_or(0));
   const UnixSeconds recent_from =
       now - static_cast<UnixSeconds>((calibration ? calibration->horizon_days : 30) * 86400);
-  struct Scored {
-    float score;
-    uint32_t customer;
-  };
-  std::vector<Scored> scored;
-  scored.reserve(candidates.size());
   std::array<float, kAudienceFeatures> x{};
   std::vector<double> xd(kAudienceFeatures);
   std::shared_lock caches_lock(caches_->mu);
   const Caches& c = *caches_;
+  // Scratch from the pool, returned when done (on every path out).
+  std::unique_ptr<AudienceScratch> scratch;
+  {
+    std::lock_guard lock(scratch_mu_);
+    if (!scratch_.empty()) {
+      scratch = std::move(scratch_.back());
+      scratch_.pop_back();
+    }
+  }
+  if (!scratch) scratch = std::make_unique<AudienceScratch>();
+  struct Return {
+    const ServingEngine* engine;
+    std::unique_ptr<AudienceScratch>* scratch;
+    ~Return() {
+      std::lock_guard lock(engine->scratch_mu_);
+      engine->scratch_.push_back(std::move(*scratch));
+    }
+  } give_back{this, &scratch};
+
   // Which of the product's keys each catalog product shares, as bits: 0-2 the category levels
   // (deepest, parent, top), 3-26 the title words, 27-31 the tags. A candidate's counts are then
   // one lookup per product they bought.
@@ -1532,27 +1394,27 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   }
   static const std::vector<uint32_t> kNone;
   static const std::vector<UnixSeconds> kNoTimes;
-  // A candidate's data is several dependent cache misses away (the headers of its purchase
-  // lists, their contents, the mask entries of the products, its factor row; 1M customers do
-  // not fit in cache). Taken a group at a time, stage by stage, a whole group's misses are in
-  // flight together instead of one customer's after another's.
+  constexpr float kNotListed = std::numeric_limits<float>::quiet_NaN();
+  // Scores up to kScoreGroup candidates into out[0, n): the logit, or NaN for one not listed
+  // (forgotten meanwhile, or below the floor). `given`: their w_u · h as the index found it, or
+  // null. A candidate's data is several dependent cache misses away (the headers of its purchase
+  // lists, their contents, the mask entries of the products, its factor row; 1M customers do not
+  // fit in cache). Taken a group at a time, stage by stage, a whole group's misses are in flight
+  // together instead of one customer's after another's.
   constexpr size_t kScoreGroup = 32;
   const auto user_row_bytes = static_cast<size_t>(model.users().cols()) * sizeof(float);
   auto prefetch_row = [](const float* row, size_t bytes) {
     const char* p = reinterpret_cast<const char*>(row);
     for (size_t k = 0; k < bytes; k += 64) __builtin_prefetch(p + k);
   };
-  for (size_t first = 0; first < candidates.size(); first += kScoreGroup) {
-    const size_t n = std::min(kScoreGroup, candidates.size() - first);
-    const uint32_t* group = candidates.data() + first;
+  auto score_group = [&](const uint32_t* group, size_t n, const float* given, float* out) {
     for (size_t j = 0; j < n; ++j) {
       const uint32_t customer = group[j];
       if (calibration) {
         if (customer < c.bought.size()) __builtin_prefetch(&c.bought[customer]);
         if (customer < c.purchase_times.size()) __builtin_prefetch(&c.purchase_times[customer]);
       }
-      const bool from_index = feature_is_h && first + j < index_scores.size();
-      if (!from_index && customer < model.has_user.size()) {
+      if (!given && customer < model.has_user.size()) {
         prefetch_row(model.users().row(customer).data(), user_row_bytes);
       }
     }
@@ -1577,11 +1439,10 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
       }
     }
     for (size_t j = 0; j < n; ++j) {
-      const size_t i = first + j;
       const uint32_t customer = group[j];
+      out[j] = kNotListed;
       if (customer >= c.live.size() || !c.live[customer]) continue;  // forgotten meanwhile
-      const float raw =
-          feature_is_h && i < index_scores.size() ? index_scores[i] : feature_score_of(customer);
+      const float raw = given ? given[j] : feature_score_of(customer);
       float score = raw;
       if (calibration) {
         const std::vector<uint32_t>& bought =
@@ -1624,23 +1485,214 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         for (size_t k = 0; k < kAudienceFeatures; ++k) xd[k] = x[k];
         score = static_cast<float>(calibration->Logit(xd));
       }
-      if (score < floor) continue;
-      scored.push_back({score, customer});
+      if (score >= floor) out[j] = score;
+    }
+  };
+  // The best `limit` candidates so far, by logit (ties: the lower customer id first). The
+  // probability is non-decreasing in the logit, so a floor on it keeps a prefix of this ranking.
+  TopK<uint32_t> top(limit);
+  size_t scored = 0;
+  std::vector<float> list_scores;  // of the last list scored
+  auto score_all = [&](const std::vector<uint32_t>& list, const float* given) {
+    list_scores.resize(list.size());
+    for (size_t first = 0; first < list.size(); first += kScoreGroup) {
+      score_group(list.data() + first, std::min(kScoreGroup, list.size() - first),
+                  given ? given + first : nullptr, list_scores.data() + first);
+    }
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (!std::isnan(list_scores[i])) top.Push(list_scores[i], list[i]);
+    }
+    scored += list.size();
+  };
+
+  // Every customer is scored when asked, or when the sources could gather as many (four of
+  // per_source: a small shop, a large limit): no index search, and nobody is missed.
+  const bool everyone = request.all_customers || (calibration && 4 * per_source >= c.live.size());
+  // Customers already taken as candidates, needed only when several sources contribute.
+  const bool several_sources = calibration && !everyone;
+  Marks& taken = scratch->taken;
+  taken.Reset(several_sources ? c.live.size() : 0);
+  auto first_time = [&](uint32_t customer) {
+    return !several_sources || (customer < c.live.size() && taken.Mark(customer));
+  };
+  auto eligible = [&](uint32_t customer) {
+    return customer < c.live.size() && c.live[customer] &&
+           (request.include_opted_out || !c.opted_out.count(customer)) &&
+           !(product && c.Bought(*product, customer));
+  };
+  if (everyone) {
+    std::vector<uint32_t> candidates;
+    for (uint32_t customer = 0; customer < c.live.size(); ++customer) {
+      if (eligible(customer)) candidates.push_back(customer);
+    }
+    score_all(candidates, nullptr);
+  } else if (!calibration) {
+    // No audience model: w_u · h ranks the audience, so the index's exact scores are the
+    // answer's (Search re-scores its best rows in float); customers folded in since the snapshot
+    // (stale index rows) are ranked exactly.
+    TopK<uint32_t> found(per_source);
+    for (const auto& [customer, scores] : fresh) {
+      if (!std::isnan(scores.first) && eligible(customer)) found.Push(scores.first, customer);
+    }
+    int64_t ask = static_cast<int64_t>(per_source) + 64;
+    for (;;) {
+      AFFINITY_ASSIGN_OR_RETURN(auto hits, model.customers->Search(h.data(), ask));
+      TopK<uint32_t> round = found;
+      size_t n = 0;
+      for (const auto& hit : hits) {
+        const auto customer = static_cast<uint32_t>(hit.row);
+        if (fresh.count(customer) || !eligible(customer) || !model.has_user_id[customer]) {
+          continue;
+        }
+        round.Push(hit.score, customer);
+        ++n;
+      }
+      if (n >= per_source || static_cast<int64_t>(hits.size()) < ask) {
+        found = std::move(round);
+        break;
+      }
+      ask *= 4;
+    }
+    std::vector<uint32_t> candidates;
+    std::vector<float> index_scores;
+    for (const auto& [score, customer] : found.Take()) {
+      candidates.push_back(customer);
+      index_scores.push_back(score);
+    }
+    score_all(candidates, index_scores.data());
+  } else {
+    // Sources, each a list ranked by part of the logit: the index (w_u · h; customers folded in
+    // since the snapshot are ranked exactly beside it), the category's prospects at two levels,
+    // the customers who stated an interest in it, and the customers by prior. They are taken in
+    // rounds, a chunk from each open source per round, and every round's candidates are scored
+    // before the next: a source whose whole chunk adds none to the best `limit` so far is
+    // closed, as is one that has given `per_source` candidates or has no more. So a source the
+    // product's audience does not come from costs one chunk, and a good one is read as deep as
+    // it keeps paying.
+    struct Source {
+      const std::vector<uint32_t>* list = nullptr;
+      size_t next = 0;   // position in *list
+      size_t taken = 0;  // candidates it gave (each customer once over all sources)
+      bool open = true;
+      bool index = false;  // the index's rows: asked again, deeper, when read to the end
+    };
+    std::vector<Source> sources;
+    std::vector<uint32_t> fresh_best;
+    if (score_weight != 0) {
+      TopK<uint32_t> top_fresh(per_source);
+      for (const auto& [customer, scores] : fresh) {
+        if (!std::isnan(scores.first) && eligible(customer)) {
+          top_fresh.Push(direction * scores.first, customer);
+        }
+      }
+      for (const auto& [score, customer] : top_fresh.Take()) fresh_best.push_back(customer);
+    }
+    if (!fresh_best.empty()) sources.push_back({&fresh_best});
+    // The index's rows by their own (8-bit) ranking, without re-scoring: the model scores every
+    // candidate exactly. Stale rows (folded in since) are left to fresh_best.
+    const Eigen::VectorXf query = direction * h;
+    std::vector<uint32_t> index_rows;
+    int64_t asked = 0;
+    auto ask_index = [&](int64_t ask) -> Status {
+      AFFINITY_ASSIGN_OR_RETURN(auto rows, model.customers->SearchRows(query.data(), ask));
+      asked = ask;
+      index_rows.clear();
+      for (int64_t row : rows) {
+        const auto customer = static_cast<uint32_t>(row);
+        if (!fresh.count(customer) && model.has_user_id[customer]) index_rows.push_back(customer);
+      }
+      // Fewer rows than asked: the index has no more.
+      if (static_cast<int64_t>(rows.size()) < ask) asked = std::numeric_limits<int64_t>::max();
+      return Status::Ok();
+    };
+    const size_t chunk = std::max<size_t>(kAudienceChunk, limit / 4);
+    if (score_weight != 0) {
+      AFFINITY_RETURN_IF_ERROR(
+          ask_index(static_cast<int64_t>(std::min(per_source, 2 * chunk)) + 64));
+      sources.push_back({&index_rows, 0, 0, true, true});
+    }
+    // Buyers in the product's category: those of its deepest level with enough buyers, best
+    // prospects first (Caches::Prospects), then those of the level above it.
+    std::vector<std::shared_ptr<const Caches::Prospects>> prospects;
+    int levels_taken = 0;
+    for (int l = 0; l < 3 && levels_taken < 2; ++l) {
+      if (levels[l]->empty() || !c.by_category.count(*levels[l])) continue;
+      std::array<double, 3> gains{};  // the weights of this level's purchases, at each level
+      for (int m = l; m < 3; ++m) {
+        if (!levels[m]->empty()) gains[static_cast<size_t>(m)] = weight(2 + m);
+      }
+      auto ranked = c.RankedBuyers(*levels[l], l, gains[0] + gains[1] + gains[2], 2 * per_source,
+                                   &scratch->in_level);
+      // Too few here to fill the source: try the level above (its buyers include these).
+      if (levels_taken == 0 && ranked->buyers < per_source && l < 2 && !levels[l + 1]->empty() &&
+          !ranked->capped) {
+        continue;
+      }
+      if (l > 0 && *levels[l] == *levels[l - 1]) continue;  // a path of fewer levels
+      prospects.push_back(std::move(ranked));
+      sources.push_back({&prospects.back()->ranked});
+      ++levels_taken;
+    }
+    // Customers who stated an interest covering the product's category.
+    std::vector<uint32_t> stating;
+    Caches::ForEachPrefix(keys.category, [&](const std::string& prefix) {
+      if (auto it = c.stated.find(prefix); it != c.stated.end()) {
+        stating.insert(stating.end(), it->second.begin(), it->second.end());
+      }
+    });
+    if (!stating.empty()) sources.push_back({&stating});
+    // The customers with the highest priors.
+    sources.push_back({&c.by_prior});
+
+    std::vector<uint32_t> batch;
+    std::vector<size_t> from;  // the source of each of batch
+    std::vector<size_t> gave(sources.size()), entered(sources.size());
+    for (;;) {
+      batch.clear();
+      from.clear();
+      std::fill(gave.begin(), gave.end(), 0);
+      for (size_t k = 0; k < sources.size(); ++k) {
+        Source& s = sources[k];
+        while (s.open && gave[k] < chunk) {
+          if (s.taken == per_source) {
+            s.open = false;
+          } else if (s.next < s.list->size()) {
+            // The marks of customers a little ahead: one scattered read each, overlapped.
+            constexpr size_t kAhead = 16;
+            if (s.next + kAhead < s.list->size() && (*s.list)[s.next + kAhead] < c.live.size()) {
+              taken.Prefetch((*s.list)[s.next + kAhead]);
+            }
+            const uint32_t customer = (*s.list)[s.next++];
+            if (!eligible(customer) || !first_time(customer)) continue;
+            batch.push_back(customer);
+            from.push_back(k);
+            ++gave[k];
+            ++s.taken;
+          } else if (s.index && asked != std::numeric_limits<int64_t>::max()) {
+            // Deeper: the first rows come again (taken already, they are skipped).
+            AFFINITY_RETURN_IF_ERROR(ask_index(4 * asked));
+            s.next = 0;
+          } else {
+            s.open = false;
+          }
+        }
+      }
+      if (batch.empty()) break;
+      score_all(batch, nullptr);
+      // A source closes when none of its chunk is among the best `limit` so far.
+      std::fill(entered.begin(), entered.end(), 0);
+      const bool full = top.Full();
+      const float bar = full ? top.Worst() : 0.0f;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!std::isnan(list_scores[i]) && (!full || list_scores[i] >= bar)) ++entered[from[i]];
+      }
+      for (size_t k = 0; k < sources.size(); ++k) {
+        if (gave[k] > 0 && entered[k] == 0) sources[k].open = false;
+      }
     }
   }
-  // The best `limit`. The probability is non-decreasing in the logit that ranks them, so a floor
-  // on it keeps a prefix of this ranking: applied to the best `limit`, it keeps the same
-  // customers as applied to every candidate.
-  auto better = [](const Scored& a, const Scored& b) {
-    return a.score != b.score ? a.score > b.score : a.customer < b.customer;
-  };
-  if (scored.size() > limit) {
-    std::partial_sort(scored.begin(), scored.begin() + static_cast<ptrdiff_t>(limit), scored.end(),
-                      better);
-    scored.resize(limit);
-  } else {
-    std::sort(scored.begin(), scored.end(), better);
-  }
+  result.candidates = static_cast<int64_t>(scored);
+  const std::vector<std::pair<float, uint32_t>> ranked = top.Take();
   struct Listed {
     float score;
     uint32_t customer;
@@ -1648,17 +1700,17 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     std::string kind, reason;
   };
   std::vector<Listed> listed;
-  listed.reserve(scored.size());
-  for (const Scored& s : scored) {
+  listed.reserve(ranked.size());
+  for (const auto& [score, customer] : ranked) {
     std::optional<double> probability;
     if (calibration) {
-      probability = calibration->ProbabilityOfLogit(s.score, result.horizon_days);
+      probability = calibration->ProbabilityOfLogit(score, result.horizon_days);
       if (request.min_probability && *probability < *request.min_probability) break;
     }
-    Listed l{s.score, s.customer, probability, "", ""};
+    Listed l{score, customer, probability, "", ""};
     // A stated interest covering the product's category is the reason, before any purchase.
     if (!keys.category.empty()) {
-      if (auto stated = c.interests.find(s.customer); stated != c.interests.end()) {
+      if (auto stated = c.interests.find(customer); stated != c.interests.end()) {
         for (const auto& path : stated->second) {
           if (UnderCategory(keys.category, path)) {
             l.kind = "stated_interest";

@@ -83,8 +83,8 @@ Command RegisterAudience(CLI::App& app) {
   sub->add_option("--min-probability", f->min_probability, "Leave out less likely customers")
       ->check(CLI::Range(0.0, 1.0));
   sub->add_option("--candidates", f->candidates,
-                  "Candidates per source, as a multiple of the limit (more: closer to ranking "
-                  "every customer, slower)")
+                  "Candidates per source at most, as a multiple of the limit (more: closer to "
+                  "ranking every customer, slower)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
   sub->add_flag("--json", f->json, "Print one JSON object");

@@ -184,7 +184,7 @@ Command RegisterServe(CLI::App& app) {
   sub->add_option("--max-audience", f->serving.max_audience, "Cap on audience limit")
       ->capture_default_str();
   sub->add_option("--audience-candidates", f->serving.audience_candidates,
-                  "Audience candidates per source, as a multiple of the limit")
+                  "Audience candidates per source at most, as a multiple of the limit")
       ->capture_default_str();
   sub->add_option("--prior-buyers", f->serving.prior_buyers,
                   "n0 of a new product's blend of attribute and buyer vectors")

@@ -37,8 +37,11 @@
 // prospects first (their prior, the part of the model's logit that does not depend on the
 // product, plus what their purchases there add; these lists are kept per category until the next
 // reload), customers who stated an interest in it, and the customers with the highest priors
-// (or, when those sources would gather half the customers or more, every customer is a
-// candidate); each is scored by the snapshot's calibrated audience model from
+// (or, when those sources could gather as many customers as there are, every customer is a
+// candidate). The sources are read in rounds, max(64, limit / 4) candidates from each open one
+// per round, each round scored before the next; a source closes when none of its round's
+// candidates is among the best `limit` so far, or when it has given its share. Each candidate
+// is scored by the snapshot's calibrated audience model from
 // in-memory caches of what every customer bought and when (the products per customer and the
 // purchase times: 4 + 8 bytes per purchase; no store read per candidate; any purchase counts,
 // where training counts purchases net of returns), a stated interest counting as one purchase in
@@ -109,7 +112,8 @@ struct ServingOptions {
   int popular_size = 1'000;
   // n₀ of the new-product blend (see the file comment). Default 5.
   double prior_buyers = 5;
-  // Audience candidates per source, as a multiple of the limit (at least 64 more). Default 4.
+  // Audience candidates per source at most, as a multiple of the limit (at least 64 more); a
+  // source is read only as deep as it keeps adding to the audience. Default 4.
   int audience_candidates = 4;
 
   // InvalidArgument naming the field for a bad index option or a non-positive limit.
