@@ -1669,8 +1669,10 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
             ++gave[k];
             ++s.taken;
           } else if (s.index && asked != std::numeric_limits<int64_t>::max()) {
-            // Deeper: the first rows come again (taken already, they are skipped).
-            AFFINITY_RETURN_IF_ERROR(ask_index(4 * asked));
+            // Deeper: the first rows come again (taken already, they are skipped). Twice as
+            // deep, not four times: a scan costs in proportion to the rows asked, and the index
+            // source usually closes soon after its first ask (docs/audiences.md).
+            AFFINITY_RETURN_IF_ERROR(ask_index(2 * asked));
             s.next = 0;
           } else {
             s.open = false;
