@@ -606,53 +606,77 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
 }
 
 void ServingEngine::RefreshPopular(const Model& model) {
+  // Computed from the caches under a shared lock (audiences and events go on meanwhile), then
+  // swapped in under an exclusive one. Purchases added in between count from the next refresh.
+  const int64_t purchases = purchases_added_.load();
+  std::vector<uint32_t> popular, by_prior;
+  std::vector<Caches::Prior> priors;
+  {
+    std::shared_lock lock(caches_->mu);
+    const Caches& c = *caches_;
+    TopK<uint32_t> top(static_cast<size_t>(options_.popular_size));
+    for (size_t p = 0; p < c.buyers.size(); ++p) {
+      if (!c.buyers[p].empty())
+        top.Push(static_cast<float>(c.buyers[p].size()), static_cast<uint32_t>(p));
+    }
+    for (const auto& [count, p] : top.Take()) popular.push_back(p);
+    // Audience candidates by prior: the product-independent part of the audience model's logit
+    // (its distinct products per year and its recent purchases) as of now, and the rate r that
+    // turns its counts into counts per year. Candidates are chosen with them; the scores of an
+    // audience read live counts.
+    const std::optional<LogisticCalibration>& calibration = model.snapshot.audience;
+    if (calibration) {
+      priors.assign(c.bought.size(), Caches::Prior{});
+      const UnixSeconds now =
+          std::max<UnixSeconds>(newest_event_.load(), model.weighting.reference_time.value_or(0));
+      const auto recent_from = now - static_cast<UnixSeconds>(calibration->horizon_days * 86400);
+      const ProductKeys no_keys{ItemAttributes{}};
+      std::array<float, kAudienceFeatures> x{};
+      std::vector<double> xd(kAudienceFeatures);
+      TopK<uint32_t> best(static_cast<size_t>(options_.max_audience) *
+                          static_cast<size_t>(options_.audience_candidates));
+      for (size_t customer = 0; customer < c.bought.size(); ++customer) {
+        if (customer >= c.purchase_times.size()) break;
+        const auto& times = c.purchase_times[customer];
+        if (c.bought[customer].empty() || times.empty()) continue;
+        KeyCounts counts;
+        counts.products = static_cast<int32_t>(c.bought[customer].size());
+        counts.recent = static_cast<int32_t>(
+            times.end() - std::lower_bound(times.begin(), times.end(), recent_from));
+        counts.tenure_days = static_cast<double>(now - times.front()) / 86400;
+        AudienceFeatures(0.0f, counts, no_keys, x);
+        for (size_t k = 0; k < kAudienceFeatures; ++k) xd[k] = x[k];
+        Caches::Prior& p = priors[customer];
+        p.prior = static_cast<float>(calibration->Logit(xd) - calibration->intercept);
+        p.rate = static_cast<float>(kRateDays / std::max(counts.tenure_days, kMinTenureDays));
+        best.Push(p.prior, static_cast<uint32_t>(customer));
+      }
+      for (const auto& [prior, customer] : best.Take()) by_prior.push_back(customer);
+    }
+  }
   std::unique_lock lock(caches_->mu);
   Caches& c = *caches_;
-  TopK<uint32_t> top(static_cast<size_t>(options_.popular_size));
-  for (size_t p = 0; p < c.buyers.size(); ++p) {
-    if (!c.buyers[p].empty())
-      top.Push(static_cast<float>(c.buyers[p].size()), static_cast<uint32_t>(p));
-  }
-  c.popular.clear();
-  for (const auto& [count, p] : top.Take()) c.popular.push_back(p);
-  // Audience candidates by prior: the product-independent part of the audience model's logit
-  // (its distinct products per year and its recent purchases) as of now, and the rate r that
-  // turns its counts into counts per year. Stale until the next refresh (a reload) for customers
-  // with purchases since; candidates are only chosen with them, and scored from live counts.
-  c.priors.assign(c.bought.size(), Caches::Prior{});
+  c.popular = std::move(popular);
+  c.priors = std::move(priors);
+  c.by_prior = std::move(by_prior);
   {
+    // The category prospect lists rank by the old priors and lack the buyers since: computed
+    // again on first use.
     std::lock_guard prospects_lock(c.prospects_mu);
     c.prospects.clear();
     c.prospects_kept = 0;
   }
-  c.by_prior.clear();
-  const std::optional<LogisticCalibration>& calibration = model.snapshot.audience;
-  if (!calibration) return;
-  const UnixSeconds now =
-      std::max<UnixSeconds>(newest_event_.load(), model.weighting.reference_time.value_or(0));
-  const auto recent_from = now - static_cast<UnixSeconds>(calibration->horizon_days * 86400);
-  const ProductKeys no_keys{ItemAttributes{}};
-  std::array<float, kAudienceFeatures> x{};
-  std::vector<double> xd(kAudienceFeatures);
-  TopK<uint32_t> best(static_cast<size_t>(options_.max_audience) *
-                      static_cast<size_t>(options_.audience_candidates));
-  for (size_t customer = 0; customer < c.bought.size(); ++customer) {
-    if (customer >= c.purchase_times.size()) break;
-    const auto& times = c.purchase_times[customer];
-    if (c.bought[customer].empty() || times.empty()) continue;
-    KeyCounts counts;
-    counts.products = static_cast<int32_t>(c.bought[customer].size());
-    counts.recent = static_cast<int32_t>(times.end() -
-                                         std::lower_bound(times.begin(), times.end(), recent_from));
-    counts.tenure_days = static_cast<double>(now - times.front()) / 86400;
-    AudienceFeatures(0.0f, counts, no_keys, x);
-    for (size_t k = 0; k < kAudienceFeatures; ++k) xd[k] = x[k];
-    Caches::Prior& p = c.priors[customer];
-    p.prior = static_cast<float>(calibration->Logit(xd) - calibration->intercept);
-    p.rate = static_cast<float>(kRateDays / std::max(counts.tenure_days, kMinTenureDays));
-    best.Push(p.prior, static_cast<uint32_t>(customer));
-  }
-  for (const auto& [prior, customer] : best.Take()) c.by_prior.push_back(customer);
+  purchases_at_refresh_.store(purchases);
+}
+
+bool ServingEngine::RefreshCandidates() {
+  // After a reload in progress (which refreshes them itself, with its model), never before it
+  // with the model it replaces.
+  std::lock_guard reload_lock(reload_mu_);
+  if (purchases_added_.load() == purchases_at_refresh_.load()) return false;
+  std::shared_ptr<State> state = current();
+  RefreshPopular(*state->model);
+  return true;
 }
 
 Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
@@ -1973,6 +1997,7 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
       if (e.type == EventType::kPurchase) {
         products.push_back(product);
         caches_->AddPurchase(product, customer, e.time);
+        purchases_added_.fetch_add(1);
       }
       caches_->InsertIntoHistory(e);
       if (product >= caches_->products.size()) caches_->SetProduct(product, {});

@@ -13,6 +13,7 @@
 // from the customers with the most distinct products, miss most of the model's top.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 #include <set>
 
@@ -252,6 +253,62 @@ TEST_F(AudienceCandidates, RankedByTheModelsLogits) {
     }
     EXPECT_EQ(got, want);
   }
+}
+
+// A customer who buys after the engine opened counts in an audience's scores at once, but in the
+// choice of its candidates only after RefreshCandidates: here a new customer with seven recent
+// purchases in Cat3 (the best prospect there) is outranked in the folded-in customers' source by
+// 150 other newcomers (that source takes those the index would rank first, and the model's
+// weight on the score is negative), and the category's prospects and the priors were computed
+// before they bought. The refresh takes them in.
+TEST_F(AudienceCandidates, PurchasesSinceCountAfterARefresh) {
+  constexpr int kLimit = 20;
+  AudienceRequest request;
+  request.product = Product(3);  // Cat3
+  request.limit = kLimit;
+  ASSERT_TRUE(engine_->Audience(request).ok());  // Cat3's prospects, ranked now
+  EXPECT_FALSE(engine_->RefreshCandidates()) << "no purchase since the engine opened";
+
+  const UnixSeconds now = kStart + 365 * 86400;  // the snapshot's reference time
+  std::vector<EventInput> events;
+  auto buy = [&](const std::string& customer, int product, UnixSeconds when) {
+    EventInput in;
+    in.customer = customer;
+    in.product = Product(product);
+    in.time = when;
+    in.unit_price = 10;
+    in.event_id = customer + "/" + std::to_string(events.size());
+    events.push_back(std::move(in));
+  };
+  for (int i = 0; i < 150; ++i) {  // other clusters than 3
+    const int cluster = i % 7 < 3 ? i % 7 : i % 7 + 1;
+    buy("late" + std::to_string(i), cluster + kClusters * (i % 50), now - 200 * 86400);
+  }
+  for (int k = 0; k < 7; ++k) buy("star", 3 + kClusters * (10 + k), now - (k + 1) * 86400);
+  auto added = engine_->AddEvents(events);
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  ASSERT_TRUE(added->errors.empty());
+
+  auto listed = [&](const AudienceResult& r) {
+    return std::any_of(r.customers.begin(), r.customers.end(),
+                       [](const AudienceMember& m) { return m.customer == "star"; });
+  };
+  AudienceRequest everyone = request;
+  everyone.all_customers = true;
+  auto best = engine_->Audience(everyone);
+  ASSERT_TRUE(best.ok()) << best.status().ToString();
+  ASSERT_TRUE(listed(*best)) << "the model's own top 20 has the new customer";
+
+  auto before = engine_->Audience(request);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_FALSE(listed(*before)) << "found by a source chosen before they bought";
+
+  EXPECT_TRUE(engine_->RefreshCandidates());
+  EXPECT_FALSE(engine_->RefreshCandidates()) << "nothing new since";
+  auto after = engine_->Audience(request);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_TRUE(listed(*after));
+  EXPECT_EQ(after->customers.front().customer, best->customers.front().customer);
 }
 
 }  // namespace

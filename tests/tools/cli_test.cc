@@ -41,6 +41,11 @@ TEST(Cli, HelpOnEverySubcommandAndVersion) {
   EXPECT_EQ(RunCli("").exit_code, 2);                    // a subcommand is required
   EXPECT_EQ(RunCli("frobnicate").exit_code, 2);          // unknown subcommand
   EXPECT_EQ(RunCli("import --db /tmp/x").exit_code, 2);  // no files
+  EXPECT_NE(RunCli("serve --help").output.find("--refresh-candidates"), std::string::npos);
+  RunResult negative =
+      RunCli("serve --db /nonexistent --snapshots /nonexistent --refresh-candidates -1");
+  EXPECT_EQ(negative.exit_code, 2) << negative.output;  // refused before the store is opened
+  EXPECT_NE(negative.output.find("refresh-candidates"), std::string::npos) << negative.output;
 }
 
 TEST(Cli, StrictImportOfABadFileExitsTwoWithTheLine) {

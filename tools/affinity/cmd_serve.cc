@@ -2,9 +2,12 @@
 // --config (CLI11's config format: `threads = 32`, `[item-index]`-less flat keys).
 #include <pthread.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "affinity/server/http_server.h"
@@ -25,6 +28,7 @@ struct ServeFlags {
   ServingOptions serving;
   HttpServerOptions http;
   bool no_insights = false;
+  int refresh_candidates_s = 300;
 };
 
 int Run(ServeFlags& f) {
@@ -54,6 +58,9 @@ int Run(ServeFlags& f) {
   f.serving.customer_index.kind = *customer_kind;
   if (Status s = f.serving.Validate(); !s.ok()) return Fail(s);
   if (Status s = f.http.Validate(); !s.ok()) return Fail(s);
+  if (f.refresh_candidates_s < 0) {
+    return Fail(Status::InvalidArgument("--refresh-candidates must be >= 0", "refresh-candidates"));
+  }
 
   // Signals are taken by one thread (sigwait), so block them before any other thread starts.
   sigset_t signals;
@@ -98,6 +105,28 @@ int Run(ServeFlags& f) {
       }
     });
   }
+  // Every --refresh-candidates seconds, the audiences' candidate lists take in the purchases
+  // added since (ServingEngine::RefreshCandidates; nothing to do without new purchases).
+  std::mutex refresh_mu;
+  std::condition_variable refresh_cv;
+  bool stopping = false;  // guarded by refresh_mu
+  std::thread refresher;
+  if (f.refresh_candidates_s > 0) {
+    refresher = std::thread([&] {
+      std::unique_lock lock(refresh_mu);
+      while (!refresh_cv.wait_for(lock, std::chrono::seconds(f.refresh_candidates_s),
+                                  [&] { return stopping; })) {
+        lock.unlock();
+        const auto start = std::chrono::steady_clock::now();
+        if ((*engine)->RefreshCandidates()) {
+          std::fprintf(
+              stderr, "audience candidates refreshed with the purchases since (%.2f s)\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        }
+        lock.lock();
+      }
+    });
+  }
   std::thread signal_thread([&] {
     for (;;) {
       int sig = 0;
@@ -124,6 +153,12 @@ int Run(ServeFlags& f) {
   // Serve returned: wake the signal thread if it is still waiting (Serve can fail on its own).
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  {
+    std::lock_guard lock(refresh_mu);
+    stopping = true;
+  }
+  refresh_cv.notify_all();
+  if (refresher.joinable()) refresher.join();
   if (insights.joinable()) insights.join();
   if (!served.ok()) return Fail(served);
   return 0;
@@ -190,6 +225,10 @@ Command RegisterServe(CLI::App& app) {
                   "n0 of a new product's blend of attribute and buyer vectors")
       ->capture_default_str();
   sub->add_flag("--no-insights", f->no_insights, "Do not fit the insights model at start");
+  sub->add_option("--refresh-candidates", f->refresh_candidates_s,
+                  "Seconds between refreshes of the audience candidate lists with the purchases "
+                  "since (0: only at start and reload)")
+      ->capture_default_str();
   return [f] { return Run(*f); };
 }
 
