@@ -334,6 +334,11 @@ struct ServingEngine::Caches {
     std::vector<uint32_t> ranked;  // at most the `want` asked for
     size_t buyers = 0;             // distinct buyers found
     bool capped = false;
+    // How it was asked for (RankedBuyers' arguments), to rank it again after a refresh.
+    std::string category;
+    int level = 0;
+    double gain = 0;
+    size_t want = 0;
   };
   static constexpr size_t kProspectPurchases = 4'000'000;
   // The lists kept hold at most this many customers in all (64 MB); past it they are dropped
@@ -402,6 +407,10 @@ struct ServingEngine::Caches {
     out->buyers = found.size();
     out->ranked.reserve(keep);
     for (size_t i = 0; i < keep; ++i) out->ranked.push_back(ranked[i].second);
+    out->category = category;
+    out->level = level;
+    out->gain = gain;
+    out->want = want;
     std::lock_guard lock(prospects_mu);
     auto& slot = prospects[key];
     if (!slot || slot->ranked.size() < out->ranked.size()) {
@@ -674,8 +683,21 @@ bool ServingEngine::RefreshCandidates() {
   // with the model it replaces.
   std::lock_guard reload_lock(reload_mu_);
   if (purchases_added_.load() == purchases_at_refresh_.load()) return false;
+  // The category lists in use, ranked again here rather than by the next audience of each
+  // category (same model, so the same gains).
+  std::vector<std::shared_ptr<const Caches::Prospects>> in_use;
+  {
+    std::lock_guard lock(caches_->prospects_mu);
+    for (const auto& [key, list] : caches_->prospects) in_use.push_back(list);
+  }
   std::shared_ptr<State> state = current();
   RefreshPopular(*state->model);
+  Marks marks;
+  for (const auto& list : in_use) {
+    // One list at a time under the shared lock, so that writers get in between.
+    std::shared_lock lock(caches_->mu);
+    caches_->RankedBuyers(list->category, list->level, list->gain, list->want, &marks);
+  }
   return true;
 }
 
