@@ -22,7 +22,8 @@ namespace {
 
 // Audience sources are read in rounds of max(kAudienceChunk, limit / 4) candidates each (see
 // Audience): small enough that a source the audience does not come from costs little, large
-// enough that one round of it is a fair test.
+// enough that one round of it is a fair test. After the head start of a category source, the
+// other sources open with a probe of kAudienceChunk.
 constexpr size_t kAudienceChunk = 64;
 
 UnixSeconds Now() {
@@ -1640,6 +1641,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
       size_t taken = 0;  // candidates it gave (each customer once over all sources)
       bool open = true;
       bool index = false;  // the index's rows: asked again, deeper, when read to the end
+      size_t rounds = 0;   // rounds it gave candidates in
     };
     std::vector<Source> sources;
     std::vector<uint32_t> fresh_best;
@@ -1670,12 +1672,6 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
       if (static_cast<int64_t>(rows.size()) < ask) asked = std::numeric_limits<int64_t>::max();
       return Status::Ok();
     };
-    const size_t chunk = std::max<size_t>(kAudienceChunk, limit / 4);
-    if (score_weight != 0) {
-      AFFINITY_RETURN_IF_ERROR(
-          ask_index(static_cast<int64_t>(std::min(per_source, 2 * chunk)) + 64));
-      sources.push_back({&index_rows, 0, 0, true, true});
-    }
     // Buyers in the product's category: those of its deepest level with enough buyers, best
     // prospects first (Caches::Prospects), then those of the level above it.
     std::vector<std::shared_ptr<const Caches::Prospects>> prospects;
@@ -1695,9 +1691,22 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
       }
       if (l > 0 && *levels[l] == *levels[l - 1]) continue;  // a path of fewer levels
       prospects.push_back(std::move(ranked));
-      sources.push_back({&prospects.back()->ranked});
       ++levels_taken;
     }
+    // With a category source, the first round is a head start for it, and every other source
+    // opens with a probe of kAudienceChunk (below): the index is asked for about that.
+    const size_t chunk = std::max<size_t>(kAudienceChunk, limit / 4);
+    const size_t first_round = prospects.empty() ? chunk : kAudienceChunk;
+    if (score_weight != 0) {
+      AFFINITY_RETURN_IF_ERROR(
+          ask_index(static_cast<int64_t>(std::min(per_source, 2 * first_round)) + 64));
+      sources.push_back({&index_rows, 0, 0, true, true});
+    }
+    // The first category source ranks by the largest part of the logit (its level's and the
+    // levels above's counts besides the prior).
+    std::optional<size_t> head;
+    if (!prospects.empty()) head = sources.size();
+    for (const auto& ranked : prospects) sources.push_back({&ranked->ranked});
     // Customers who stated an interest covering the product's category.
     std::vector<uint32_t> stating;
     Caches::ForEachPrefix(keys.category, [&](const std::string& prefix) {
@@ -1709,16 +1718,28 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     // The customers with the highest priors.
     sources.push_back({&c.by_prior});
 
+    // The head start: when there is a category source, the first round is `limit` of its
+    // candidates alone, so that the best `limit` is full of the category's best prospects before
+    // any other source is judged (judged against a best `limit` that is not yet full, a round
+    // always "enters" and a source the audience does not come from costs two rounds). Each
+    // other source then opens with a probe of kAudienceChunk, and goes on in rounds of `chunk`
+    // while it pays.
     std::vector<uint32_t> batch;
     std::vector<size_t> from;  // the source of each of batch
     std::vector<size_t> gave(sources.size()), entered(sources.size());
-    for (;;) {
+    for (size_t round = 0;; ++round) {
       batch.clear();
       from.clear();
       std::fill(gave.begin(), gave.end(), 0);
       for (size_t k = 0; k < sources.size(); ++k) {
         Source& s = sources[k];
-        while (s.open && gave[k] < chunk) {
+        size_t want = chunk;
+        if (head && round == 0) {
+          want = k == *head ? limit : 0;
+        } else if (head && s.rounds == 0) {
+          want = kAudienceChunk;
+        }
+        while (s.open && gave[k] < want) {
           if (s.taken == per_source) {
             s.open = false;
           } else if (s.next < s.list->size()) {
@@ -1744,7 +1765,8 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
           }
         }
       }
-      if (batch.empty()) break;
+      if (batch.empty() && !(head && round == 0)) break;
+      for (size_t k = 0; k < sources.size(); ++k) sources[k].rounds += gave[k] > 0;
       score_all(batch, nullptr);
       // A source closes when none of its chunk is among the best `limit` so far.
       std::fill(entered.begin(), entered.end(), 0);
