@@ -1829,6 +1829,8 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   // another.
   constexpr size_t kGroup = 32;
   const auto row_bytes = static_cast<size_t>(model.unit_items.cols()) * sizeof(float);
+  // The customers' ids, written after this loop, are fetched in its shadow too.
+  const auto& customer_ids = model.snapshot.customer_ids;
   std::array<const std::vector<uint32_t>*, kGroup> lists{};
   for (size_t first = 0; first < listed.size(); first += kGroup) {
     const size_t n = std::min(kGroup, listed.size() - first);
@@ -1836,6 +1838,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
       const Listed& s = listed[first + j];
       lists[j] = s.kind.empty() && s.customer < c.bought.size() ? &c.bought[s.customer] : nullptr;
       if (lists[j]) __builtin_prefetch(lists[j]);
+      if (s.customer < customer_ids.size()) __builtin_prefetch(&customer_ids[s.customer]);
     }
     for (size_t j = 0; j < n; ++j) {
       if (lists[j] && !lists[j]->empty()) __builtin_prefetch(lists[j]->data());
@@ -1879,7 +1882,6 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     }
   }
   caches_lock.unlock();
-  const auto& customer_ids = model.snapshot.customer_ids;
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < listed.size(); ++i) {
     if (i + kAhead < listed.size() && listed[i + kAhead].customer < customer_ids.size()) {

@@ -8,9 +8,11 @@
 // shortest round-trip form (std::to_chars); non-finite numbers are written as null.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -21,7 +23,7 @@ namespace affinity {
 class JsonWriter {
  public:
   // `reserve`: bytes to allocate up front (a large document then grows without copies).
-  explicit JsonWriter(size_t reserve = 1024) { out_.reserve(reserve); }
+  explicit JsonWriter(size_t reserve = 1024) { out_.resize(std::max<size_t>(reserve, 16)); }
 
   JsonWriter& BeginObject() { return Open('{'); }
   JsonWriter& EndObject() { return Close('}'); }
@@ -32,7 +34,7 @@ class JsonWriter {
   JsonWriter& Key(std::string_view name) {
     Separate();
     Escaped(name);
-    out_ += ':';
+    Put(':');
     after_key_ = true;
     return *this;
   }
@@ -51,15 +53,17 @@ class JsonWriter {
       Escaped(joined);
       return *this;
     }
-    out_ += '"';
-    out_.append(prefix).append(s);
-    out_ += '"';
+    char* at = Room(prefix.size() + s.size() + 2);
+    *at++ = '"';
+    at = Copy(at, prefix);
+    at = Copy(at, s);
+    *at = '"';
     return *this;
   }
   JsonWriter& Int(int64_t v) {
     Separate();
-    char buf[24];
-    out_.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+    char* at = Room(24);
+    Unused(24 - static_cast<size_t>(std::to_chars(at, at + 24, v).ptr - at));
     return *this;
   }
   template <typename F>
@@ -67,35 +71,56 @@ class JsonWriter {
     static_assert(std::is_floating_point_v<F>);
     Separate();
     if (!std::isfinite(v)) {
-      out_ += "null";
+      Put("null");
       return *this;
     }
-    char buf[32];
-    out_.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+    char* at = Room(32);
+    Unused(32 - static_cast<size_t>(std::to_chars(at, at + 32, v).ptr - at));
     return *this;
   }
   JsonWriter& Bool(bool v) {
     Separate();
-    out_ += v ? "true" : "false";
+    Put(v ? std::string_view("true") : std::string_view("false"));
     return *this;
   }
   JsonWriter& Null() {
     Separate();
-    out_ += "null";
+    Put("null");
     return *this;
   }
 
-  std::string Take() { return std::move(out_); }
+  // The document; the writer is empty afterwards.
+  std::string Take() {
+    out_.resize(size_);
+    size_ = 0;
+    return std::move(out_);
+  }
 
  private:
+  // The text is written into out_[0, size_): out_ is grown ahead (doubling) and cut to size_ by
+  // Take, so that each piece is a bounds check and a copy rather than a call that may grow.
+  char* Room(size_t n) {
+    if (out_.size() - size_ < n) out_.resize(std::max(2 * out_.size(), size_ + n));
+    char* at = out_.data() + size_;
+    size_ += n;
+    return at;
+  }
+  void Unused(size_t n) { size_ -= n; }  // of the last Room
+  static char* Copy(char* at, std::string_view s) {
+    if (!s.empty()) std::memcpy(at, s.data(), s.size());
+    return at + s.size();
+  }
+  void Put(char c) { *Room(1) = c; }
+  void Put(std::string_view s) { Copy(Room(s.size()), s); }
+
   JsonWriter& Open(char c) {
     Separate();
-    out_ += c;
+    Put(c);
     first_.push_back(true);
     return *this;
   }
   JsonWriter& Close(char c) {
-    out_ += c;
+    Put(c);
     first_.pop_back();
     return *this;
   }
@@ -106,7 +131,7 @@ class JsonWriter {
       return;
     }
     if (first_.empty()) return;
-    if (!first_.back()) out_ += ',';
+    if (!first_.back()) Put(',');
     first_.back() = false;
   }
 
@@ -121,55 +146,56 @@ class JsonWriter {
 
   void Escaped(std::string_view s) {
     if (Plain(s)) {  // one pass instead of the UTF-8 check and the escape scan
-      out_ += '"';
-      out_.append(s);
-      out_ += '"';
+      char* at = Room(s.size() + 2);
+      *at++ = '"';
+      at = Copy(at, s);
+      *at = '"';
       return;
     }
     if (!ValidUtf8(s)) {
-      out_ += nlohmann::json(std::string(s))
-                  .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      Put(nlohmann::json(std::string(s))
+              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       return;
     }
-    out_ += '"';
+    Put('"');
     size_t run = 0;  // start of the characters not yet copied (they need no escape)
     for (size_t i = 0; i < s.size(); ++i) {
       const auto c = static_cast<unsigned char>(s[i]);
       if (c >= 0x20 && c != '"' && c != '\\') continue;
-      out_.append(s.data() + run, i - run);
+      Put(s.substr(run, i - run));
       run = i + 1;
       switch (c) {
         case '"':
-          out_ += "\\\"";
+          Put("\\\"");
           break;
         case '\\':
-          out_ += "\\\\";
+          Put("\\\\");
           break;
         case '\n':
-          out_ += "\\n";
+          Put("\\n");
           break;
         case '\r':
-          out_ += "\\r";
+          Put("\\r");
           break;
         case '\t':
-          out_ += "\\t";
+          Put("\\t");
           break;
         case '\b':
-          out_ += "\\b";
+          Put("\\b");
           break;
         case '\f':
-          out_ += "\\f";
+          Put("\\f");
           break;
         default: {
           static constexpr char kHex[] = "0123456789abcdef";
-          out_ += "\\u00";
-          out_ += kHex[c >> 4];
-          out_ += kHex[c & 15];
+          Put("\\u00");
+          Put(kHex[c >> 4]);
+          Put(kHex[c & 15]);
         }
       }
     }
-    out_.append(s.data() + run, s.size() - run);
-    out_ += '"';
+    Put(s.substr(run));
+    Put('"');
   }
 
   // Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
@@ -205,7 +231,8 @@ class JsonWriter {
     return true;
   }
 
-  std::string out_;
+  std::string out_;  // the text in [0, size_), room after it
+  size_t size_ = 0;
   std::vector<bool> first_;  // per open container: nothing written in it yet
   bool after_key_ = false;
 };
