@@ -221,6 +221,9 @@ struct ServingEngine::Model {
   IdLookup customer_lookup, product_lookup;
   // Mean unit item vector of each category path (every level), for learned interests.
   std::unordered_map<std::string, Eigen::VectorXf> category_centroids;
+  // Mean item vector of each category path (every level): w_u · it is a customer's expected
+  // score for a product of the category, which ranks the audience's category prospects.
+  std::unordered_map<std::string, Eigen::VectorXf> category_means;
   std::string loaded_at;
 
   // Whether the item / customer row is non-zero (one byte read, not a row).
@@ -325,12 +328,21 @@ struct ServingEngine::Caches {
   std::unordered_map<uint32_t, std::vector<std::string>> interests;
   std::unordered_map<std::string, std::vector<uint32_t>> stated;
 
+  // The score's part in ranking a category's prospects for the products of one (sub)category
+  // `of`: a customer's key gains `direction` · w_u, `direction` being the audience model's weight
+  // on the score / σ times the mean vector of `of`'s products (their expected score term).
+  struct ScoreLift {
+    std::string of;
+    Eigen::VectorXf direction;
+  };
   // A category's buyers, best audience prospects first: ranked by prior + gain · log(1 + r · n),
   // n the distinct products they bought in it, `gain` the audience model's weights on the
-  // purchases of that level (one counts at its level and each above). What this ranks on does
-  // not depend on the product, so a list serves every product of the category until the next
-  // refresh (RefreshPopular clears them; buyers since are not in it, and scoring reads live
-  // counts). At most kProspectPurchases purchases are read (`capped`).
+  // purchases of that level (one counts at its level and each above), plus the lift's expected
+  // score term when there is one (so a parent category has a list per subcategory asked for).
+  // What this ranks on does not depend on the product, so a list serves every product of the
+  // (sub)category until the next refresh (RefreshPopular clears them; buyers since are not in
+  // it, and scoring reads live counts). At most kProspectPurchases purchases are read
+  // (`capped`).
   struct Prospects {
     std::vector<uint32_t> ranked;  // at most the `want` asked for
     size_t buyers = 0;             // distinct buyers found
@@ -340,6 +352,7 @@ struct ServingEngine::Caches {
     int level = 0;
     double gain = 0;
     size_t want = 0;
+    std::optional<ScoreLift> lift;
   };
   static constexpr size_t kProspectPurchases = 4'000'000;
   // The lists kept hold at most this many customers in all (64 MB); past it they are dropped
@@ -351,10 +364,15 @@ struct ServingEngine::Caches {
 
   // The list for `category` at path level `level` (0 deepest; part of the key, as the gain
   // differs), at least `want` long unless there are fewer buyers. Computes it with `marks` (a
-  // caller's scratch over customers) when none is cached that long. Readers hold mu shared.
+  // caller's scratch over customers) when none is cached that long. `lift` (or null) adds the
+  // expected score term, with the customer rows `users` (`has_user`: which are non-zero).
+  // Readers hold mu shared.
   std::shared_ptr<const Prospects> RankedBuyers(const std::string& category, int level, double gain,
-                                                size_t want, Marks* marks) const {
-    const std::string key = std::to_string(level) + '\n' + category;
+                                                size_t want, Marks* marks, const ScoreLift* lift,
+                                                const RowMajorMatrixXf& users,
+                                                const std::vector<bool>& has_user) const {
+    const std::string key =
+        std::to_string(level) + '\n' + category + (lift ? '\n' + lift->of : std::string());
     {
       std::lock_guard lock(prospects_mu);
       if (auto it = prospects.find(key); it != prospects.end()) {
@@ -386,17 +404,27 @@ struct ServingEngine::Caches {
     }
     std::vector<std::pair<float, uint32_t>> ranked;
     ranked.reserve(found.size());
+    const bool lifted = lift && lift->direction.size() == users.cols();
+    const auto row_bytes = static_cast<size_t>(users.cols()) * sizeof(float);
     constexpr size_t kAhead = 16;
     for (size_t i = 0; i < found.size(); ++i) {
       if (i + kAhead < found.size()) {
-        marks->Prefetch(found[i + kAhead]);
-        if (found[i + kAhead] < priors.size()) __builtin_prefetch(&priors[found[i + kAhead]]);
+        const uint32_t ahead = found[i + kAhead];
+        marks->Prefetch(ahead);
+        if (ahead < priors.size()) __builtin_prefetch(&priors[ahead]);
+        if (lifted && ahead < users.rows()) {
+          const char* row = reinterpret_cast<const char*>(users.row(ahead).data());
+          for (size_t k = 0; k < row_bytes; k += 64) __builtin_prefetch(row + k);
+        }
       }
       const uint32_t customer = found[i];
       const Prior prior = customer < priors.size() ? priors[customer] : Prior{0, 1};
       const double n = marks->Count(customer);
-      ranked.emplace_back(static_cast<float>(prior.prior + gain * std::log1p(prior.rate * n)),
-                          customer);
+      double rank = prior.prior + gain * std::log1p(prior.rate * n);
+      if (lifted && customer < has_user.size() && has_user[customer]) {
+        rank += users.row(customer).dot(lift->direction);
+      }
+      ranked.emplace_back(static_cast<float>(rank), customer);
     }
     auto higher = [](const auto& a, const auto& b) {
       return a.first != b.first ? a.first > b.first : a.second < b.second;
@@ -412,6 +440,7 @@ struct ServingEngine::Caches {
     out->level = level;
     out->gain = gain;
     out->want = want;
+    if (lift) out->lift = *lift;
     std::lock_guard lock(prospects_mu);
     auto& slot = prospects[key];
     if (!slot || slot->ranked.size() < out->ranked.size()) {
@@ -697,7 +726,9 @@ bool ServingEngine::RefreshCandidates() {
   for (const auto& list : in_use) {
     // One list at a time under the shared lock, so that writers get in between.
     std::shared_lock lock(caches_->mu);
-    caches_->RankedBuyers(list->category, list->level, list->gain, list->want, &marks);
+    caches_->RankedBuyers(list->category, list->level, list->gain, list->want, &marks,
+                          list->lift ? &*list->lift : nullptr, state->model->users(),
+                          state->model->has_user);
   }
   return true;
 }
@@ -780,10 +811,14 @@ Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
         auto [it, fresh] = model->category_centroids.try_emplace(
             prefix, Eigen::VectorXf::Zero(model->unit_items.cols()));
         it->second += model->unit_items.row(static_cast<int64_t>(p)).transpose();
+        auto [mean, added] =
+            model->category_means.try_emplace(prefix, Eigen::VectorXf::Zero(s.item_factors.cols()));
+        mean->second += s.item_factors.row(static_cast<int64_t>(p)).transpose();
         ++counts[prefix];
       });
     }
     for (auto& [path, v] : model->category_centroids) v /= static_cast<float>(counts[path]);
+    for (auto& [path, v] : model->category_means) v /= static_cast<float>(counts[path]);
   }
   AFFINITY_ASSIGN_OR_RETURN(
       model->items, VectorIndex::Build(s.item_factors, options_.item_index, &s.user_factors));
@@ -1675,6 +1710,18 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     // Buyers in the product's category: those of its deepest level with enough buyers, best
     // prospects first (Caches::Prospects), then those of the level above it.
     std::vector<std::shared_ptr<const Caches::Prospects>> prospects;
+    // The expected score term of a product of the deepest category the model has a mean vector
+    // for: both levels' lists rank by it (the level above has a list per such subcategory).
+    std::optional<Caches::ScoreLift> lift;
+    if (score_weight != 0) {
+      for (int l = 0; l < 3 && !lift; ++l) {
+        if (levels[l]->empty()) continue;
+        if (auto it = model.category_means.find(*levels[l]); it != model.category_means.end()) {
+          lift = Caches::ScoreLift{*levels[l],
+                                   static_cast<float>(score_weight) * inv_scale * it->second};
+        }
+      }
+    }
     int levels_taken = 0;
     for (int l = 0; l < 3 && levels_taken < 2; ++l) {
       if (levels[l]->empty() || !c.by_category.count(*levels[l])) continue;
@@ -1683,7 +1730,8 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         if (!levels[m]->empty()) gains[static_cast<size_t>(m)] = weight(2 + m);
       }
       auto ranked = c.RankedBuyers(*levels[l], l, gains[0] + gains[1] + gains[2], 2 * per_source,
-                                   &scratch->in_level);
+                                   &scratch->in_level, lift ? &*lift : nullptr, model.users(),
+                                   model.has_user);
       // Too few here to fill the source: try the level above (its buyers include these).
       if (levels_taken == 0 && ranked->buyers < per_source && l < 2 && !levels[l + 1]->empty() &&
           !ranked->capped) {
