@@ -1750,8 +1750,8 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
           ask_index(static_cast<int64_t>(std::min(per_source, 2 * first_round)) + 64));
       sources.push_back({&index_rows, 0, 0, true, true});
     }
-    // The first category source ranks by the largest part of the logit (its level's and the
-    // levels above's counts besides the prior).
+    // The first category source ranks by the largest part of the logit (the prior, its level's
+    // and the levels above's counts, the expected score).
     std::optional<size_t> head;
     if (!prospects.empty()) head = sources.size();
     for (const auto& ranked : prospects) sources.push_back({&ranked->ranked});
