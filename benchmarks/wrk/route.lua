@@ -2,11 +2,15 @@
 --   ROUTE      recommendations | similar | audience | events
 --   CUSTOMERS  PRODUCTS   id ranges of the synthetic shop (ids c0.., p0..)
 --   API_KEY    write key (events)
+--   THINK_MS   mean pause of each connection before each request, exponentially distributed
+--              (unset or 0: none, every connection sends its next request at once). With a
+--              pause the load is below saturation: latency at a given rate, not at the limit.
 local route = os.getenv("ROUTE")
 local customers = tonumber(os.getenv("CUSTOMERS"))
 local products = tonumber(os.getenv("PRODUCTS"))
 local key = os.getenv("API_KEY") or ""
 local counter = 0
+local think_ms = tonumber(os.getenv("THINK_MS") or "0")
 
 function setup(thread)
   thread:set("seed", math.random(1, 1000000))
@@ -14,6 +18,13 @@ end
 
 function init(args)
   math.randomseed(seed)
+end
+
+if think_ms > 0 then
+  -- wrk waits this many whole milliseconds before sending the connection's next request.
+  delay = function()
+    return math.floor(-think_ms * math.log(1 - math.random()) + 0.5)
+  end
 end
 
 request = function()
