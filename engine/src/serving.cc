@@ -203,6 +203,9 @@ Status ServingOptions::Validate() const {
 
 // One loaded snapshot: immutable.
 struct ServingEngine::Model {
+  // Unique to this load (a snapshot loaded twice gets two): what the audiences' cached category
+  // lists were ranked with (Caches::Prospects::model).
+  uint64_t generation = 0;
   Snapshot snapshot;
   IalsOptions ials;
   InteractionOptions weighting;  // how training weighted purchases (decay, reference time)
@@ -347,7 +350,10 @@ struct ServingEngine::Caches {
     std::vector<uint32_t> ranked;  // at most the `want` asked for
     size_t buyers = 0;             // distinct buyers found
     bool capped = false;
-    // How it was asked for (RankedBuyers' arguments), to rank it again after a refresh.
+    // How it was asked for (RankedBuyers' arguments), to rank it again after a refresh. Its gain,
+    // lift and order are those of the model of this generation (Model::generation): a list of
+    // another model is not used.
+    uint64_t model = 0;
     std::string category;
     int level = 0;
     double gain = 0;
@@ -364,11 +370,14 @@ struct ServingEngine::Caches {
 
   // The list for `category` at path level `level` (0 deepest; part of the key, as the gain
   // differs), at least `want` long unless there are fewer buyers. Computes it with `marks` (a
-  // caller's scratch over customers) when none is cached that long. `lift` (or null) adds the
-  // expected score term, with the customer rows `users` (`has_user`: which are non-zero).
-  // Readers hold mu shared.
-  std::shared_ptr<const Prospects> RankedBuyers(const std::string& category, int level, double gain,
-                                                size_t want, Marks* marks, const ScoreLift* lift,
+  // caller's scratch over customers) when none of this model is cached that long. `lift` (or
+  // null) adds the expected score term, with the customer rows `users` (`has_user`: which are
+  // non-zero) of the model of generation `model`, which `gain` and `lift` also come from. A list
+  // of an older model in the cache is replaced; one of a newer model (this call raced a reload)
+  // is kept, and this one returned without being cached. Readers hold mu shared.
+  std::shared_ptr<const Prospects> RankedBuyers(uint64_t model, const std::string& category,
+                                                int level, double gain, size_t want, Marks* marks,
+                                                const ScoreLift* lift,
                                                 const RowMajorMatrixXf& users,
                                                 const std::vector<bool>& has_user) const {
     const std::string key =
@@ -377,7 +386,9 @@ struct ServingEngine::Caches {
       std::lock_guard lock(prospects_mu);
       if (auto it = prospects.find(key); it != prospects.end()) {
         const Prospects& p = *it->second;
-        if (p.ranked.size() >= want || p.ranked.size() == p.buyers) return it->second;
+        if (p.model == model && (p.ranked.size() >= want || p.ranked.size() == p.buyers)) {
+          return it->second;
+        }
       }
     }
     auto out = std::make_shared<Prospects>();
@@ -436,6 +447,7 @@ struct ServingEngine::Caches {
     out->buyers = found.size();
     out->ranked.reserve(keep);
     for (size_t i = 0; i < keep; ++i) out->ranked.push_back(ranked[i].second);
+    out->model = model;
     out->category = category;
     out->level = level;
     out->gain = gain;
@@ -443,7 +455,8 @@ struct ServingEngine::Caches {
     if (lift) out->lift = *lift;
     std::lock_guard lock(prospects_mu);
     auto& slot = prospects[key];
-    if (!slot || slot->ranked.size() < out->ranked.size()) {
+    if (!slot || slot->model < model ||
+        (slot->model == model && slot->ranked.size() < out->ranked.size())) {
       const size_t before = slot ? slot->ranked.size() : 0;
       if (prospects_kept - before + out->ranked.size() > kProspectsKept) {
         prospects.clear();
@@ -723,12 +736,16 @@ bool ServingEngine::RefreshCandidates() {
   std::shared_ptr<State> state = current();
   RefreshPopular(*state->model);
   Marks marks;
+  const Model& model = *state->model;
   for (const auto& list : in_use) {
+    // Lists ranked by another model (an audience that raced a reload) are left to be computed
+    // again on first use: their gain and lift are that model's.
+    if (list->model != model.generation) continue;
     // One list at a time under the shared lock, so that writers get in between.
     std::shared_lock lock(caches_->mu);
-    caches_->RankedBuyers(list->category, list->level, list->gain, list->want, &marks,
-                          list->lift ? &*list->lift : nullptr, state->model->users(),
-                          state->model->has_user);
+    caches_->RankedBuyers(model.generation, list->category, list->level, list->gain, list->want,
+                          &marks, list->lift ? &*list->lift : nullptr, model.users(),
+                          model.has_user);
   }
   return true;
 }
@@ -736,6 +753,8 @@ bool ServingEngine::RefreshCandidates() {
 Result<std::shared_ptr<const ServingEngine::Model>> ServingEngine::LoadModel(
     std::optional<int64_t> version) const {
   auto model = std::make_shared<Model>();
+  static std::atomic<uint64_t> generations{0};
+  model->generation = generations.fetch_add(1) + 1;
   AFFINITY_ASSIGN_OR_RETURN(model->snapshot, LoadSnapshot(root_, version));
   const Snapshot& s = model->snapshot;
   if (static_cast<int64_t>(s.customer_ids.size()) > store_->customer_id_limit() ||
@@ -1722,22 +1741,30 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         }
       }
     }
+    // A path of fewer than three levels repeats its top level (A/B: A/B, A, A); the level above
+    // l is the next one that differs, if any.
+    auto has_level_above = [&](int l) {
+      for (int m = l + 1; m < 3; ++m) {
+        if (!levels[m]->empty() && *levels[m] != *levels[l]) return true;
+      }
+      return false;
+    };
     int levels_taken = 0;
     for (int l = 0; l < 3 && levels_taken < 2; ++l) {
       if (levels[l]->empty() || !c.by_category.count(*levels[l])) continue;
+      if (l > 0 && *levels[l] == *levels[l - 1]) continue;  // the same list as the level below
       std::array<double, 3> gains{};  // the weights of this level's purchases, at each level
       for (int m = l; m < 3; ++m) {
         if (!levels[m]->empty()) gains[static_cast<size_t>(m)] = weight(2 + m);
       }
-      auto ranked = c.RankedBuyers(*levels[l], l, gains[0] + gains[1] + gains[2], 2 * per_source,
-                                   &scratch->in_level, lift ? &*lift : nullptr, model.users(),
-                                   model.has_user);
+      auto ranked = c.RankedBuyers(model.generation, *levels[l], l, gains[0] + gains[1] + gains[2],
+                                   2 * per_source, &scratch->in_level, lift ? &*lift : nullptr,
+                                   model.users(), model.has_user);
       // Too few here to fill the source: try the level above (its buyers include these).
-      if (levels_taken == 0 && ranked->buyers < per_source && l < 2 && !levels[l + 1]->empty() &&
+      if (levels_taken == 0 && ranked->buyers < per_source && has_level_above(l) &&
           !ranked->capped) {
         continue;
       }
-      if (l > 0 && *levels[l] == *levels[l - 1]) continue;  // a path of fewer levels
       prospects.push_back(std::move(ranked));
       ++levels_taken;
     }

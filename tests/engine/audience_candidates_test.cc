@@ -195,6 +195,70 @@ TEST_F(AudienceCandidates, FindTheModelsBestCustomers) {
   EXPECT_LE(hundred.candidates, 500) << "sources that stopped paying were read on";
 }
 
+// A category path of two levels repeats its department as the third (Small/Tiny: Small/Tiny,
+// Small, Small). When the department has fewer buyers than a source holds, its list is still the
+// audience's category source. The build before skipped Small/Tiny (too few: "try the level
+// above"), then Small for the same reason (the third level, a repeat, counted as one above it),
+// then Small again as a repeat, so the audience came from the index and the priors alone: 3 of
+// the model's own top 20 found here.
+TEST(AudienceCandidatesSmallCategory, ASmallTwoLevelCategoryIsASource) {
+  // 40 customers of cluster 5 bought one Small/Tiny product each, 200 days before the snapshot's
+  // reference time (not a recent purchase), in the store the snapshot was trained on (so they are
+  // not folded in since, which would make them a source of their own): fewer than the
+  // 4 × 20 + 64 = 84 a source holds at limit 20.
+  ProductAttributes tiny;
+  tiny.title = "Tiny thing";
+  tiny.category = std::vector<std::string>{"Small", "Tiny"};
+  tiny.price = 12;
+  std::set<std::string> tiny_buyers;
+  auto fill = [&](Store* store) {
+    FillClusteredShop(store);
+    std::vector<std::pair<std::string, ProductAttributes>> products;
+    for (int k = 0; k < 5; ++k) products.emplace_back("tiny" + std::to_string(k), tiny);
+    ASSERT_TRUE(store->UpsertProducts(products).ok());
+    std::vector<EventInput> events;
+    for (int i = 0; i < 40; ++i) {
+      EventInput in;
+      in.customer = Customer(5 + kClusters * i);
+      in.product = "tiny" + std::to_string(i % 4);
+      in.time = kStart + 165 * 86400;
+      in.unit_price = 10;
+      in.event_id = "tiny/" + std::to_string(i);
+      tiny_buyers.insert(in.customer);
+      events.push_back(std::move(in));
+    }
+    ASSERT_TRUE(store->AppendEvents(events).ok());
+  };
+  testing::ScratchDir dir;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<ServingEngine> engine;
+  testing::OpenShopEngine(
+      dir, fill,
+      [](const Store& s, const std::string& root) { return PublishClusteredSnapshot(s, root); },
+      &store, &engine);
+  ASSERT_TRUE(engine);
+
+  AudienceRequest request;
+  request.product = "tiny4";  // nobody bought it: placed from its attributes
+  request.limit = 20;
+  auto served = engine->Audience(request);
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  request.all_customers = true;
+  auto best = engine->Audience(request);
+  ASSERT_TRUE(best.ok()) << best.status().ToString();
+  ASSERT_EQ(best->customers.size(), 20u);
+  ASSERT_EQ(served->customers.size(), 20u);
+  std::set<std::string> top;
+  for (const auto& m : best->customers) top.insert(m.customer);
+  const auto planted = std::count_if(top.begin(), top.end(),
+                                     [&](const std::string& c) { return tiny_buyers.count(c); });
+  EXPECT_GE(planted, 15) << "the category's buyers lead the model's own top";
+  int found = 0;
+  for (const auto& m : served->customers) found += static_cast<int>(top.count(m.customer));
+  EXPECT_EQ(found, 20);
+  EXPECT_LT(served->candidates, kCustomers / 4) << "scored through the sources, not everyone";
+}
+
 // Where the score weighs in the logit (here +1, about what Online Retail fitted), a category's
 // buyers ranked without it are in the wrong order for each product: the prospect lists rank them
 // by their expected score for a product of the category too (w_u · its mean item vector).
