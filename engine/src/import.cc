@@ -1,5 +1,6 @@
 #include "affinity/import.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -675,7 +676,12 @@ Result<ImportReport> ImportCompleteJourneyOnce(Store& store, const std::string& 
       for (int level : {col[2], col[4], col[5]}) {
         std::string_view v = field(level);
         if (IsNa(v)) break;
-        a.category->emplace_back(v);
+        // A level is one name, and '/' separates the levels of a category path (the API's
+        // `category` string, interests): the '/' inside a name ("FRZN VEGETABLE/VEG DSH", in a
+        // third of the products) becomes '-'.
+        std::string name(v);
+        std::replace(name.begin(), name.end(), '/', '-');
+        a.category->push_back(std::move(name));
       }
       std::string_view type = field(col[5]), category = field(col[4]), dept = field(col[2]);
       std::string title(!IsNa(type) ? type : !IsNa(category) ? category : dept);
@@ -683,9 +689,12 @@ Result<ImportReport> ImportCompleteJourneyOnce(Store& store, const std::string& 
       a.title = std::move(title);
       if (!IsNa(field(col[3]))) a.brand = std::string(field(col[3]));
       if (!IsNa(field(col[1]))) a.tags = {"manufacturer:" + std::string(field(col[1]))};
-      for (const auto* text : {&*a.title}) {
-        if (HasControlChars(*text)) *problem = RowProblem{"text contains control characters"};
+      bool control = HasControlChars(*a.title) || (a.brand && HasControlChars(*a.brand));
+      for (const std::string& level : *a.category) control = control || HasControlChars(level);
+      for (const std::string& tag : a.tags.value_or(std::vector<std::string>{})) {
+        control = control || HasControlChars(tag);
       }
+      if (control) *problem = RowProblem{"text contains control characters"};
       if (*problem) return Status::Ok();
       run.Accept();
       return run.writer().AddProduct(std::move(*id), std::move(a));

@@ -441,6 +441,15 @@ Result<ProductAttributes> ParseProduct(const json& j) {
     a.category = SplitCategory(it->get<std::string>());
   } else {
     AFFINITY_RETURN_IF_ERROR(Member(j, "category", "", &a.category));
+    // Levels given one by one: each is a name, since the stored path joins them with '/'.
+    for (const std::string& level : a.category.value_or(std::vector<std::string>{})) {
+      if (level.empty() || level.find('/') != std::string::npos) {
+        return Status::InvalidArgument(
+            "category levels must be non-empty names without '/' (or give the whole path as one "
+            "string, \"A/B/C\")",
+            "category");
+      }
+    }
   }
   AFFINITY_RETURN_IF_ERROR(Member(j, "brand", "", &a.brand));
   AFFINITY_RETURN_IF_ERROR(Member(j, "price", "", &a.price));

@@ -22,8 +22,8 @@ Online Retail rules (row classified in this order):
   Customer created_at = earliest kept event; country = Country of the last kept row in file order.
 Complete Journey rules:
   products.csv: one product per row ("NA" = missing; empty product_id -> rejected); category levels =
-  [department, product_category, product_type] up to the first missing; title = product_type or
-  product_category or department, + " " + package_size if present.
+  [department, product_category, product_type] up to the first missing, '/' in a level -> '-';
+  title = product_type or product_category or department, + " " + package_size if present.
   transactions: malformed (field count, empty ids, non-numeric quantity/sales_value, bad timestamp)
   -> rejected; quantity <= 0 -> dropped zero_quantity; else purchase, unit_price = sales_value/quantity,
   event id "CJ:<basket_id>:<product_id>". products = catalog ids U kept-event product ids.
@@ -387,7 +387,7 @@ def cj_product_record(f):
     for v in (dept, cat, ptype):
         if cj_missing(v):
             break
-        levels.append(v)
+        levels.append(v.replace("/", "-"))  # '/' separates a path's levels
     title = None
     for v in (ptype, cat, dept):
         if not cj_missing(v):

@@ -208,6 +208,35 @@ TEST(CompleteJourneySlice, CountsMatchIndependentComputation) {
   ExpectStoreMatches(*store2, x);
 }
 
+// A category level is one name: the '/' inside one ("FRZN VEGETABLE/VEG DSH") is written '-',
+// so that the stored path splits back into the same three levels. Control characters in a level,
+// brand or tag reject the row (it had checked the title only).
+TEST(CompleteJourneySlice, CategoryLevelsAreNames) {
+  ScratchDir dir;
+  auto store = std::move(Store::Open(dir.Sub("db"), {}).value());
+  const std::string file = dir.Write(
+      "products.csv",
+      "\"product_id\",\"manufacturer_id\",\"department\",\"brand\",\"product_category\","
+      "\"product_type\",\"package_size\"\n"
+      "\"1\",\"2\",\"GROCERY\",\"National\",\"FRZN VEGETABLE/VEG DSH\",\"BEANS\",\"16 OZ\"\n"
+      "\"2\",\"2\",\"GROCERY\",\"National\",\"FRZN\x01ICE\",\"ICE\",\"NA\"\n"
+      "\"3\",\"2\x02\",\"GROCERY\",\"National\",\"FRZN ICE\",\"ICE\",\"NA\"\n");
+  auto reports = ImportPresetFiles(*store, ImportPreset::kCompleteJourney, {file}, {});
+  ASSERT_TRUE(reports.ok()) << reports.status().ToString();
+  ASSERT_EQ(reports->size(), 1u);
+  EXPECT_EQ((*reports)[0].accepted, 1);
+  EXPECT_EQ((*reports)[0].rejected, 2);
+  auto id = store->FindProduct("1");
+  ASSERT_TRUE(id.ok());
+  auto attrs = store->GetProduct(*id);
+  ASSERT_TRUE(attrs.ok());
+  const std::vector<std::string> levels{"GROCERY", "FRZN VEGETABLE-VEG DSH", "BEANS"};
+  EXPECT_EQ(attrs->category.value_or(std::vector<std::string>{}), levels);
+  EXPECT_EQ(SplitCategory(JoinCategory(levels)), levels);
+  EXPECT_FALSE(store->FindProduct("2").ok());
+  EXPECT_FALSE(store->FindProduct("3").ok());
+}
+
 TEST(CompleteJourneySlice, RejectsAFileOfAnotherShop) {
   ScratchDir dir;
   auto store = std::move(Store::Open(dir.Sub("db"), {}).value());

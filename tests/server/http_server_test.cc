@@ -348,6 +348,22 @@ TEST_F(HttpServerTest, CustomersAndProductsCrudAndForget) {
   EXPECT_EQ(p["price"], 9.5);
   EXPECT_EQ(ErrorField(w.Put("/v1/products/mug-9", R"({"price":-1})", "application/json"), 400),
             "price");
+  // Levels one by one: a '/' in one would make another path of the stored one.
+  EXPECT_EQ(ErrorField(w.Put("/v1/products/mug-9", R"({"category":["Home","Kitchen/Mugs"]})",
+                             "application/json"),
+                       400),
+            "category");
+  EXPECT_EQ(
+      ErrorField(w.Put("/v1/products/mug-9", R"({"category":["Home",""]})", "application/json"),
+                 400),
+      "category");
+  EXPECT_EQ(Body(Client().Get("/v1/products/mug-9"))["category"], "Home/Kitchen/Mugs")
+      << "refused, nothing changed";
+  auto levels =
+      w.Put("/v1/products/mug-10", R"({"category":["Home","Kitchen","Mugs"]})", "application/json");
+  ASSERT_TRUE(levels);
+  EXPECT_EQ(levels->status, 201);
+  EXPECT_EQ(Body(Client().Get("/v1/products/mug-10"))["category"], "Home/Kitchen/Mugs");
   ErrorField(Client().Get("/v1/products/none"), 404);
   // Not in the model yet: similar and audience say so (409), not 500.
   ErrorField(Client().Get("/v1/products/mug-9/similar"), 409);
