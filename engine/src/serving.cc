@@ -2199,9 +2199,14 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
     }
     if (customer < caches_->history.size()) caches_->history[customer] = {};
   }
+  // The popular products and the candidate lists counted their purchases: the next
+  // RefreshCandidates recomputes them, as after purchases added.
+  purchases_added_.fetch_add(1);
   // New products they bought no longer count their vector.
   for (ProductId p : receipt.products) RefreshNewProduct(p.value);
-  // Drop the overlay vector; a reload in between re-solves it from the (now empty) history.
+  // Drop the overlay vector. After a reload in progress, which may have re-solved it for its new
+  // model before the store forgot them (one starting later finds no history to re-solve).
+  std::lock_guard reload_lock(reload_mu_);
   for (;;) {
     std::shared_ptr<State> state = current();
     std::unique_lock lock(state->mu);

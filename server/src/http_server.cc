@@ -1098,6 +1098,12 @@ class HttpServer::Impl {
           opt_out.opted_out = true;
           auto updated = engine_->UpsertCustomer(customer, opt_out);
           if (!updated.ok()) return SendStatus(res, updated.status());
+          if (*updated) {
+            // Created: forgotten between the check above and the update. Not brought back.
+            auto forgotten = engine_->ForgetCustomer(customer);
+            if (!forgotten.ok()) return SendStatus(res, forgotten.status());
+            return SendStatus(res, Status::NotFound("customer '" + customer + "' is unknown"));
+          }
           SendJson(res, {{"customer", customer}, {"opted_out", true}});
         });
     Add("POST", "/v1/events", "events", Access::kWrite,

@@ -252,6 +252,47 @@ TEST_F(ServingEngineTest, CustomersWithoutAVectorGetPopularProducts) {
   for (const auto& item : result->items) EXPECT_TRUE(item.because.empty());
 }
 
+// The popular products (the answer for a customer without a vector) are counted at each refresh:
+// forgetting their buyers is a change that the next refresh takes in, as purchases are.
+TEST_F(ServingEngineTest, ForgottenBuyersLeaveThePopularProductsAtTheNextRefresh) {
+  ProductAttributes hot;
+  hot.title = "Hot thing";
+  ASSERT_TRUE(engine_->UpsertProduct("hot", hot).ok());
+  std::vector<EventInput> events;
+  for (int i = 0; i < 15; ++i) {  // every planted product has fewer buyers
+    EventInput e;
+    e.customer = "fan" + std::to_string(i);
+    e.product = "hot";
+    e.time = testing::kPlantedStart + 86400;
+    e.unit_price = 1;
+    e.event_id = "hot/" + std::to_string(i);
+    events.push_back(std::move(e));
+  }
+  auto added = engine_->AddEvents(events);
+  ASSERT_TRUE(added.ok()) << added.status().ToString();
+  ASSERT_TRUE(engine_->RefreshCandidates());
+  ASSERT_TRUE(engine_->UpsertCustomer("fresh", CustomerProfile()).ok());
+  RecommendRequest r;
+  r.customer = "fresh";
+  r.k = 4;
+  auto before = engine_->Recommend(r);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  ASSERT_EQ(before->source, "popular");
+  ASSERT_FALSE(before->items.empty());
+  EXPECT_EQ(before->items[0].product, "hot");
+  EXPECT_EQ(before->items[0].score, 15);
+
+  for (int i = 0; i < 15; ++i) {
+    ASSERT_TRUE(engine_->ForgetCustomer("fan" + std::to_string(i)).ok());
+  }
+  EXPECT_TRUE(engine_->RefreshCandidates()) << "forgetting changed what the popular list counts";
+  EXPECT_FALSE(engine_->RefreshCandidates()) << "nothing since";
+  auto after = engine_->Recommend(r);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->items.size(), 4u);
+  for (const auto& item : after->items) EXPECT_NE(item.product, "hot");
+}
+
 TEST_F(ServingEngineTest, InsightsNeedTheFitThenReflectNewEvents) {
   EXPECT_EQ(engine_->Insight("a01").status().code(), StatusCode::kFailedPrecondition);
   ASSERT_TRUE(engine_->RefitInsights().ok());

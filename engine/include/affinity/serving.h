@@ -310,7 +310,9 @@ class ServingEngine {
   // Returns true if it was created.
   Result<bool> UpsertCustomer(const std::string& id, const CustomerProfile& profile);
   Result<bool> UpsertProduct(const std::string& id, const ProductAttributes& attributes);
-  // Forgets a customer everywhere (see above). NotFound for an unknown customer.
+  // Forgets a customer everywhere (see above). NotFound for an unknown customer. Waits for a
+  // reload in progress. The popular products leave out their purchases from the next
+  // RefreshCandidates.
   Result<ForgetResult> ForgetCustomer(std::string_view id);
 
   // Recomputes what chooses an audience's candidates from the purchases in memory: each
@@ -322,7 +324,7 @@ class ServingEngine {
   // pass over every customer (0.07 s on the 1M-customer load shop), then one over each list's
   // buyers (~10 ms each there), beside serving: requests wait only while the new lists are swapped
   // in. Waits for a reload in progress. Returns false, doing nothing, when no purchase was added
-  // since the last refresh.
+  // and no customer forgotten since the last refresh.
   bool RefreshCandidates();
 
   // ---- Customer insights ----
@@ -397,7 +399,8 @@ class ServingEngine {
   mutable std::mutex insights_mu_;  // guards insights_
   std::shared_ptr<const InsightsModel> insights_;
   std::atomic<int64_t> newest_event_{0};
-  // Purchases AddEvents put in the caches, in all; and that count at the last RefreshPopular.
+  // Changes to what chooses candidates, in all (purchases AddEvents put in the caches, customers
+  // forgotten); and that count at the last RefreshPopular.
   std::atomic<int64_t> purchases_added_{0}, purchases_at_refresh_{0};
   std::atomic<int64_t> fold_ins_{0};
   std::atomic<int64_t> reloads_{0};
