@@ -6,9 +6,9 @@
 //   2. fits the cold-start map (cold_start.h) from product attributes to those item factors;
 //   3. takes the products first sold in [T, T + H) — "new", withheld from training entirely,
 //      since nobody bought them before T — and embeds each from its attributes alone;
-//   4. scores every customer of the universe (live customers with a purchase before T) against
-//      each new product: s = w_u · ĥ; the customer's outcome is whether they bought it in
-//      [T, T + H).
+//   4. scores every customer of the universe (live customers with a purchase before T, net of
+//      returns) against each new product: s = w_u · ĥ; the customer's outcome is whether they
+//      bought it within H days of its first sale (so by T + 2H at the latest).
 // A product's first sale is the earlier of its stored created_at and its first purchase event.
 //
 // Audience model. A customer's interest in a new product is a logistic model (calibration.h) over
