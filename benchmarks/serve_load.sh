@@ -39,7 +39,8 @@ echo "write $key" >"$work/keys"
 "${AFFINITY:-build/affinity}" serve --db "$work/db" --snapshots "$work/snapshots" --listen "127.0.0.1:$port" \
   --api-key-file "$work/keys" --no-insights >"$work/serve.out" 2>"$work/serve.err" &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+probe=
+trap 'kill $server $probe 2>/dev/null; wait $server $probe 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do
   grep -q ready "$work/serve.out" 2>/dev/null && break
   kill -0 $server 2>/dev/null || { cat "$work/serve.err"; exit 1; }
@@ -61,6 +62,7 @@ for route in ${ROUTES:-healthz recommendations similar audience events}; do
     wrk -t"$threads" -c"$connections" -d"$duration" --latency -s benchmarks/wrk/route.lua \
     "http://127.0.0.1:$port" 2>"$work/wrk-$route.err")
   kill -INT $probe && wait $probe
+  probe=
   # "stalls N, M ms in all (P% of CPU time), longest L ms" -> "N, P%, max L ms"
   stalls=$(awk '{gsub(/[,(%]/, ""); print $2 ", " $7 "%, max " $12 " ms"}' "$work/stalls-$route.out")
   echo "$out" >"$work/wrk-$route.out"
