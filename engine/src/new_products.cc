@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <tuple>
 #include <unordered_map>
@@ -22,8 +23,11 @@ double Since(std::chrono::steady_clock::time_point start) {
 void Accumulate(const AudienceMetrics& m, AudienceMetrics* sum) {
   sum->recall100 += m.recall100;
   sum->ndcg100 += m.ndcg100;
-  sum->auc += m.auc;
   sum->products += 1;
+  if (!std::isnan(m.auc)) {
+    sum->auc += m.auc;
+    sum->auc_products += 1;
+  }
 }
 
 void Average(AudienceMetrics* m) {
@@ -31,7 +35,8 @@ void Average(AudienceMetrics* m) {
   const auto n = static_cast<double>(m->products);
   m->recall100 /= n;
   m->ndcg100 /= n;
-  m->auc /= n;
+  m->auc = m->auc_products > 0 ? m->auc / static_cast<double>(m->auc_products)
+                               : std::numeric_limits<double>::quiet_NaN();
 }
 
 // Dense ranks (0 = lowest) of lexicographically compared keys, as scores.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 
 #include "launch_shop.h"
@@ -107,6 +108,36 @@ TEST_F(NewProductsTest, ModelFindsTheRightSideAndBeatsMostActive) {
   EXPECT_LT(run->calibration_report.predicted_positives, 60 / 0.6);
   EXPECT_LT(run->calibration_report.ece, 0.1);
   EXPECT_EQ(run->calibration.features.size(), kAudienceFeatures);
+}
+
+// A launch every customer bought has no (buyer, non-buyer) pair to order: its AUC is undefined
+// and left out of the average, which the other launches still give (it had made the macro AUC
+// NaN); recall and NDCG count it.
+TEST_F(NewProductsTest, ALaunchEveryoneBoughtLeavesTheAucToTheOthers) {
+  const std::vector<std::pair<std::string, ProductAttributes>> product{
+      {"everyone", testing::LaunchProduct('k', 0, /*launch=*/true)}};
+  ASSERT_TRUE(store_->UpsertProducts(product).ok());
+  std::vector<EventInput> events;
+  for (char side : {'a', 'b'}) {
+    for (int i = 0; i < testing::kLaunchCustomers; ++i) {
+      EventInput e;
+      e.customer = testing::LaunchCustomer(side, i);
+      e.product = "everyone";
+      e.time = testing::LaunchDay(101 + 0.05 * i);
+      e.unit_price = 5;
+      e.event_id = "everyone/" + e.customer;
+      events.push_back(std::move(e));
+    }
+  }
+  ASSERT_TRUE(store_->AppendEvents(events).ok());
+  auto run = EvaluateNewProducts(*store_, Options(100));
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  EXPECT_EQ(run->new_products, 7);
+  EXPECT_EQ(run->model.products, 7);
+  EXPECT_EQ(run->model.auc_products, 6);
+  EXPECT_GT(run->model.auc, 0.74) << "the six launches of one side each";
+  EXPECT_EQ(run->baselines.at("most_active").auc_products, 6);
+  EXPECT_FALSE(std::isnan(run->baselines.at("most_active").auc));
 }
 
 TEST(AudienceFeatures, CountsWhatTheCustomerBoughtByAttribute) {

@@ -198,6 +198,9 @@ Result<LogisticCalibration> FitLaunchCalibration(const Store& store, const Catal
 struct AudienceMetrics {
   double recall100 = 0, ndcg100 = 0, auc = 0;
   int64_t products = 0;  // launches averaged over
+  // Launches the AUC is averaged over: those with a customer who did not buy (when every
+  // customer bought, there is no pair to order). NaN AUC when there is none.
+  int64_t auc_products = 0;
 };
 
 // One launch of the evaluated study: its calibrated total against what happened.
