@@ -508,6 +508,7 @@ struct ServingEngine::Caches {
     Reindex(&by_tag, id, p.tags, keys.tags);
     p.words = keys.words;
     p.tags = keys.tags;
+    Changed(id);
   }
 
   // Moves `id` from the lists of its old keys to those of its new ones.
@@ -539,6 +540,18 @@ struct ServingEngine::Caches {
     InsertSorted(&buyers[product], customer, true);
     InsertSorted(&bought[customer], product, true);
     InsertSorted(&purchase_times[customer], time, false);
+    Changed(product);
+  }
+
+  // Changes to a product's attributes or buyers, counted (under mu exclusively), so that a vector
+  // embedded from what was read before one is not stored over a newer one.
+  std::vector<uint32_t> product_changes;
+  void Changed(uint32_t product) {
+    if (product_changes.size() <= product) product_changes.resize(product + 1);
+    ++product_changes[product];
+  }
+  uint32_t Changes(uint32_t product) const {
+    return product < product_changes.size() ? product_changes[product] : 0;
   }
 
   // Adds a stored event to the customer's history if it is a purchase or a return: after the
@@ -964,10 +977,16 @@ Result<int64_t> ServingEngine::Reload(bool force) {
   late_products.erase(std::unique(late_products.begin(), late_products.end()), late_products.end());
   for (uint32_t p : late_products) {
     if (model->HasItem(p)) continue;
-    std::string source;
-    Eigen::VectorXf v = EmbedProduct(*model, *next, p, &source);
-    std::unique_lock lock(next->mu);
-    StoreNewProduct(next.get(), p, std::move(v), std::move(source));
+    for (;;) {
+      std::string source;
+      uint32_t changes = 0;
+      Eigen::VectorXf v = EmbedProduct(*model, *next, p, &source, &changes);
+      std::shared_lock caches_lock(caches_->mu);  // changed meanwhile: again (RefreshNewProduct)
+      if (caches_->Changes(p) != changes) continue;
+      std::unique_lock lock(next->mu);
+      StoreNewProduct(next.get(), p, std::move(v), std::move(source));
+      break;
+    }
   }
   reloads_.fetch_add(1, std::memory_order_relaxed);
   RefreshPopular(*model);
@@ -1090,13 +1109,25 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
       }
     }
     if (index) {
-      const int64_t want =
+      // Asked again for four times as many while fewer than k are eligible (bought, unavailable,
+      // pending) and the index has more, as for the trained products.
+      const TopK<uint32_t> before = merged;
+      int64_t want =
           static_cast<int64_t>(k + (request.exclude_purchased ? purchased.size() : 0) + 4);
-      AFFINITY_ASSIGN_OR_RETURN(auto hits, index->Search(w.data(), want));
-      std::shared_lock lock(state->mu);
-      for (const auto& hit : hits) {
-        const auto p = static_cast<uint32_t>(hit.row);
-        if (!state->pending.count(p) && eligible(p)) merged.Push(hit.score, p);
+      for (;;) {
+        AFFINITY_ASSIGN_OR_RETURN(auto hits, index->Search(w.data(), want));
+        merged = before;
+        size_t eligible_hits = 0;
+        std::shared_lock lock(state->mu);
+        for (const auto& hit : hits) {
+          const auto p = static_cast<uint32_t>(hit.row);
+          if (!state->pending.count(p) && eligible(p)) {
+            merged.Push(hit.score, p);
+            ++eligible_hits;
+          }
+        }
+        if (eligible_hits >= k || static_cast<int64_t>(hits.size()) < want) break;
+        want *= 4;
       }
     }
     top = merged.Take();
@@ -1191,14 +1222,24 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
     }
   }
   if (new_similar) {
-    AFFINITY_ASSIGN_OR_RETURN(auto hits,
-                              new_similar->Search(query.data(), static_cast<int64_t>(want) + 8));
-    std::shared_lock caches_lock(caches_->mu);
-    std::shared_lock lock(state->mu);
-    for (const auto& hit : hits) {
-      const auto p = static_cast<uint32_t>(hit.row);
-      if (p == id.value || state->pending.count(p) || !caches_->Available(p)) continue;
-      newest.Push(hit.score, p);
+    // Asked again for four times as many while fewer than `want` are eligible (the product
+    // itself, unavailable, pending) and the index has more.
+    const TopK<uint32_t> before = newest;
+    int64_t ask = static_cast<int64_t>(want) + 8;
+    for (;;) {
+      AFFINITY_ASSIGN_OR_RETURN(auto hits, new_similar->Search(query.data(), ask));
+      newest = before;
+      size_t eligible_hits = 0;
+      std::shared_lock caches_lock(caches_->mu);
+      std::shared_lock lock(state->mu);
+      for (const auto& hit : hits) {
+        const auto p = static_cast<uint32_t>(hit.row);
+        if (p == id.value || state->pending.count(p) || !caches_->Available(p)) continue;
+        newest.Push(hit.score, p);
+        ++eligible_hits;
+      }
+      if (eligible_hits >= want || static_cast<int64_t>(hits.size()) < ask) break;
+      ask *= 4;
     }
   }
   const std::vector<std::pair<float, uint32_t>> extra = newest.Take();
@@ -1233,13 +1274,15 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
 }
 
 Eigen::VectorXf ServingEngine::EmbedProduct(const Model& model, const State& state,
-                                            uint32_t product, std::string* source) const {
+                                            uint32_t product, std::string* source,
+                                            uint32_t* changes) const {
   (void)state;
   ItemAttributes item;
   std::vector<int32_t> rows;
   {
     std::shared_lock lock(caches_->mu);
     const Caches& c = *caches_;
+    if (changes) *changes = c.Changes(product);
     if (product < c.products.size()) item = c.products[product].item;
     if (product < c.buyers.size()) {
       for (uint32_t b : c.buyers[product]) {
@@ -1331,7 +1374,12 @@ void ServingEngine::RefreshNewProduct(uint32_t product) {
     const Model& model = *state->model;
     if (model.HasItem(product)) return;  // trained: the snapshot's row serves
     std::string source;
-    Eigen::VectorXf v = EmbedProduct(model, *state, product, &source);
+    uint32_t changes = 0;
+    Eigen::VectorXf v = EmbedProduct(model, *state, product, &source, &changes);
+    // Its attributes or buyers changed meanwhile (a concurrent purchase, forget or PUT, whose own
+    // refresh may have stored already): embed again rather than store an older vector over it.
+    std::shared_lock caches_lock(caches_->mu);  // caches before state, as everywhere
+    if (caches_->Changes(product) != changes) continue;
     std::unique_lock lock(state->mu);
     if (state->retired) continue;  // a reload swapped models meanwhile: embed on the new one
     StoreNewProduct(state.get(), product, std::move(v), std::move(source));
@@ -2192,6 +2240,7 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
       auto& v = caches_->buyers[p.value];
       auto it = std::lower_bound(v.begin(), v.end(), customer);
       if (it != v.end() && *it == customer) v.erase(it);
+      caches_->Changed(p.value);
     }
     if (customer < caches_->bought.size()) {
       caches_->bought[customer] = {};

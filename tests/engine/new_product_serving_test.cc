@@ -143,6 +143,39 @@ TEST_F(NewProductServingTest, NewProductsStoredBeforeAStartAreIndexed) {
   EXPECT_EQ(audience->product_vector, "blended");
 }
 
+// The new-product indexes are asked again, deeper, while what they give is not eligible: an
+// available new product ranked below a dozen unavailable ones is still listed (the indexes were
+// asked once, for k + 8 similar products or k + bought + 4 recommendations).
+TEST_F(NewProductServingTest, UnavailableNewProductsDoNotHideAvailableOnes) {
+  for (int i = 0; i < 12; ++i) {  // the query's own attributes: the nearest
+    ProductAttributes p;
+    p.category = std::vector<std::string>{"Home", "Kitchen", "Mugs"};
+    p.title = "Enamel mug deluxe";
+    p.price = 14;
+    p.available = false;
+    ASSERT_TRUE(engine_->UpsertProduct("gone" + std::to_string(i), p).ok());
+  }
+  Put("kx4", {"Home", "Kitchen", "Mugs"}, "Enamel mug deluxe");
+  Put("kx5", {"Home", "Kitchen", "Mugs"}, "Enamel mug new");  // available, a word apart
+  auto restarted = ServingEngine::Open(store_.get(), dir_.Sub("snaps"), ServingOptions());
+  ASSERT_TRUE(restarted.ok()) << restarted.status().ToString();
+  auto similar = (*restarted)->Similar("kx4", 1);
+  ASSERT_TRUE(similar.ok()) << similar.status().ToString();
+  ASSERT_EQ(similar->size(), 1u);
+  EXPECT_EQ((*similar)[0].product, "kx5");
+  RecommendRequest rr;
+  rr.customer = "a01";
+  rr.k = 100;
+  auto recs = (*restarted)->Recommend(rr);
+  ASSERT_TRUE(recs.ok()) << recs.status().ToString();
+  bool listed = false;
+  for (const auto& item : recs->items) {
+    listed |= item.product == "kx5" || item.product == "kx4";
+    EXPECT_NE(item.product.substr(0, 4), "gone") << "unavailable";
+  }
+  EXPECT_TRUE(listed);
+}
+
 // The served probability is the offline model's: the same features from the caches as
 // PurchaseProfile computes from the purchases.
 TEST_F(NewProductServingTest, ServedProbabilitiesAreTheOfflineModels) {

@@ -371,9 +371,10 @@ class ServingEngine {
   // the model that reload replaced).
   void RefreshPopular(const Model& model);
   // The vector of a product without a trained row, from its attributes and buyers (see the file
-  // comment), and where it came from; empty if there is nothing to go on.
+  // comment), and where it came from; empty if there is nothing to go on. `changes` (if not
+  // null): the product's change count (Caches::Changes) as of what was read.
   Eigen::VectorXf EmbedProduct(const Model& model, const State& state, uint32_t product,
-                               std::string* source) const;
+                               std::string* source, uint32_t* changes = nullptr) const;
   // Recomputes the product's entry in the state's new-product vectors.
   void RefreshNewProduct(uint32_t product);
   // Sets (or, for an empty v, drops) the product's vector on `state`, whose mu the caller holds
