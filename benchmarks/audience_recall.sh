@@ -33,7 +33,8 @@ for m in 1000000 $multiples; do
   for limit in $limits; do
     while read -r p; do
       [[ -n "$p" ]] || continue
-      curl -sf "http://127.0.0.1:$port/v1/products/$p/audience?limit=$limit" \
+      curl -sf -H "Authorization: Bearer audience-recall-key-0123456789" \
+        "http://127.0.0.1:$port/v1/products/$p/audience?limit=$limit" \
         >"$out/$m-$limit-$p.json" || rm -f "$out/$m-$limit-$p.json"
     done <"$products"
   done

@@ -38,17 +38,19 @@ listen=${AFFINITY_DEMO_LISTEN:-127.0.0.1:8080}
 url="http://$listen"
 cat <<EOF
 
-Starting the server on $url (Ctrl-C stops it). Try, from another terminal:
-  curl -s '$url/v1/customers/C00264/recommendations?k=5'
-  curl -s '$url/v1/customers/C00264/recommendations?k=5&category=Sports'
+Starting the server on $url (Ctrl-C stops it). Try, from another terminal (what concerns a
+customer needs a key; the catalog does not):
+  auth='Authorization: Bearer $key'
+  curl -s -H "\$auth" '$url/v1/customers/C00264/recommendations?k=5'
+  curl -s -H "\$auth" '$url/v1/customers/C00264/recommendations?k=5&category=Sports'
   curl -s '$url/v1/products/P0821/similar?k=5'
-  curl -s '$url/v1/products/P0821/audience?limit=10'
-  curl -s -d '{"product":{"title":"Trail running shoe","category":"Sports/Running"},"limit":5}' $url/v1/audience
-  curl -s '$url/v1/customers/C00264/interests'
-  curl -s '$url/v1/customers/C00264/insights'
-  curl -s -H 'Authorization: Bearer $key' -d '{"events":[{"customer":"C00264","product":"P0002"}]}' $url/v1/events
-  curl -s -H 'Authorization: Bearer $key' $url/v1/customers/C00264
-  curl -s -X POST -H 'Authorization: Bearer $key' -H 'Content-Length: 0' $url/v1/admin/reload
+  curl -s -H "\$auth" '$url/v1/products/P0821/audience?limit=10'
+  curl -s -H "\$auth" -d '{"product":{"title":"Trail running shoe","category":"Sports/Running"},"limit":5}' $url/v1/audience
+  curl -s -H "\$auth" '$url/v1/customers/C00264/interests'
+  curl -s -H "\$auth" '$url/v1/customers/C00264/insights'
+  curl -s -H "\$auth" -d '{"events":[{"customer":"C00264","product":"P0002"}]}' $url/v1/events
+  curl -s -H "\$auth" $url/v1/customers/C00264
+  curl -s -X POST -H "\$auth" -H 'Content-Length: 0' $url/v1/admin/reload
   curl -s $url/metrics
 API reference: docs/api.md (OpenAPI: docs/openapi.yaml).
 EOF

@@ -1,7 +1,7 @@
 -- wrk script for serve_load.sh: one route, random ids. Environment:
 --   ROUTE      recommendations | similar | audience | events
 --   CUSTOMERS  PRODUCTS   id ranges of the synthetic shop (ids c0.., p0..)
---   API_KEY    write key (events)
+--   API_KEY    write key (events; the customer routes need a key too, any role)
 --   THINK_MS   mean pause of each connection before each request, exponentially distributed
 --              (unset or 0: none, every connection sends its next request at once). With a
 --              pause the load is below saturation: latency at a given rate, not at the limit.
@@ -27,15 +27,17 @@ if think_ms > 0 then
   end
 end
 
+local auth = {["Authorization"] = "Bearer " .. key}
+
 request = function()
   if route == "recommendations" then
     return wrk.format("GET", "/v1/customers/c" .. math.random(0, customers - 1) ..
-                      "/recommendations?k=10")
+                      "/recommendations?k=10", auth)
   elseif route == "similar" then
     return wrk.format("GET", "/v1/products/p" .. math.random(0, products - 1) .. "/similar?k=10")
   elseif route == "audience" then
     return wrk.format("GET", "/v1/products/p" .. math.random(0, products - 1) ..
-                      "/audience?limit=1000")
+                      "/audience?limit=1000", auth)
   elseif route == "events" then
     -- A batch of 100 purchases by random customers; fresh event ids, so every one is stored
     -- and folded in.

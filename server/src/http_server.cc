@@ -556,7 +556,12 @@ json IndexJson(const IndexInfo& i) {
   return j;
 }
 
-enum class Access { kPublic, kRead, kWrite, kAdmin };
+// Who may call a route. kPublic: everyone. kRead: the catalog and the model (similar products, a
+// product's attributes, /v1/model, /metrics): everyone, or any key with private_reads. kCustomer:
+// what the shop knows of its customers (recommendations with their "because you bought" reasons,
+// audiences, profiles, interests, insights): any key, or everyone with public_customer_reads.
+// kWrite: a write or admin key. kAdmin: an admin key.
+enum class Access { kPublic, kRead, kCustomer, kWrite, kAdmin };
 
 }  // namespace
 
@@ -624,6 +629,12 @@ Status HttpServerOptions::Validate() const {
   if (max_batch < 1) return Status::InvalidArgument("max_batch must be >= 1", "max_batch");
   if (audience_slots < 0) {
     return Status::InvalidArgument("audience_slots must be >= 0", "audience_slots");
+  }
+  if (private_reads && public_customer_reads) {
+    return Status::InvalidArgument(
+        "private_reads (every read needs a key) and public_customer_reads (customer reads need "
+        "none) contradict each other",
+        "public_customer_reads");
   }
   return Status::Ok();
 }
@@ -824,11 +835,15 @@ class HttpServer::Impl {
       return;
     }
     const bool need_key = access == Access::kWrite || access == Access::kAdmin ||
-                          (access == Access::kRead && options_.private_reads);
+                          (access == Access::kRead && options_.private_reads) ||
+                          (access == Access::kCustomer && !options_.public_customer_reads);
     if (need_key && options_.keys.empty()) {
       SendError(res, 403,
-                access == Access::kRead
-                    ? "reads are private and this server has no API keys (--api-key-file)"
+                access == Access::kRead ? "reads are private and this server has no API keys "
+                                          "(--api-key-file)"
+                : access == Access::kCustomer
+                    ? "customer data needs a key and this server has no API keys "
+                      "(--api-key-file; or --public-customer-reads)"
                     : "this server has no API keys: writes are disabled (--api-key-file)");
       return;
     }
@@ -899,7 +914,7 @@ class HttpServer::Impl {
                          {"previous_version", before},
                          {"swapped", *version != before || *force}});
         });
-    Add("GET", R"(/v1/customers/([^/]+)/recommendations)", "recommendations", Access::kRead,
+    Add("GET", R"(/v1/customers/([^/]+)/recommendations)", "recommendations", Access::kCustomer,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
           RecommendRequest r;
           r.customer = req.matches[1];
@@ -953,7 +968,7 @@ class HttpServer::Impl {
           w.EndArray().EndObject();
           SendText(res, w.Take());
         });
-    Add("GET", R"(/v1/products/([^/]+)/audience)", "audience", Access::kRead,
+    Add("GET", R"(/v1/products/([^/]+)/audience)", "audience", Access::kCustomer,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
           AudienceRequest r;
           r.product = req.matches[1];
@@ -980,7 +995,7 @@ class HttpServer::Impl {
           if (!result.ok()) return SendStatus(res, result.status());
           SendText(res, AudienceResultJsonText(*result, &r.product));
         });
-    Add("POST", "/v1/audience", "audience_what_if", Access::kRead,
+    Add("POST", "/v1/audience", "audience_what_if", Access::kCustomer,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
           auto body = ParseBody(req);
           if (!body.ok()) return SendStatus(res, body.status());
@@ -1022,7 +1037,7 @@ class HttpServer::Impl {
           if (!result.ok()) return SendStatus(res, result.status());
           SendText(res, AudienceResultJsonText(*result));
         });
-    Add("GET", R"(/v1/customers/([^/]+)/interests)", "interests_get", Access::kRead,
+    Add("GET", R"(/v1/customers/([^/]+)/interests)", "interests_get", Access::kCustomer,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
           auto limit = IntParam(req, "limit", 20, 1, 1000);
           if (!limit.ok()) return SendStatus(res, limit.status());
@@ -1170,7 +1185,7 @@ class HttpServer::Impl {
           SendJson(res, {{"id", req.matches[1].str()}, {"created", *created}},
                    *created ? 201 : 200);
         });
-    Add("GET", R"(/v1/customers/([^/]+))", "customer_get", Access::kRead,
+    Add("GET", R"(/v1/customers/([^/]+))", "customer_get", Access::kCustomer,
         [this](const httplib::Request& req, httplib::Response& res, Role role) {
           auto id = engine_->store().FindCustomer(req.matches[1].str());
           if (!id.ok()) return SendStatus(res, id.status());
@@ -1198,7 +1213,7 @@ class HttpServer::Impl {
                               " and older ones still hold the id, vector and insights row on disk "
                               "until they are deleted; the next retrain's snapshot does not"}});
         });
-    Add("GET", R"(/v1/customers/([^/]+)/insights)", "insights", Access::kRead,
+    Add("GET", R"(/v1/customers/([^/]+)/insights)", "insights", Access::kCustomer,
         [this](const httplib::Request& req, httplib::Response& res, Role) {
           auto insight = engine_->Insight(req.matches[1].str());
           if (!insight.ok()) return SendStatus(res, insight.status());

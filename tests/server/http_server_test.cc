@@ -39,9 +39,11 @@ class HttpServerTest : public ::testing::Test {
     ASSERT_TRUE(engine_->RefitInsights().ok());
   }
 
-  void Start(HttpServerOptions options = {}) {
+  // Starts the server with `options`; with the three test keys unless it names keys, or
+  // `no_keys`.
+  void Start(HttpServerOptions options = {}, bool no_keys = false) {
     options.port = 0;
-    if (options.keys.empty()) {
+    if (options.keys.empty() && !no_keys) {
       options.keys = {
           {kAdminKey, Role::kAdmin}, {kWriteKey, Role::kWrite}, {kReadKey, Role::kRead}};
     }
@@ -119,7 +121,7 @@ class HttpServerTest : public ::testing::Test {
 
 TEST_F(HttpServerTest, HealthModelAndMetrics) {
   Start();
-  auto c = Client();
+  auto c = Client(kReadKey);
   auto health = c.Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
@@ -146,7 +148,7 @@ TEST_F(HttpServerTest, HealthModelAndMetrics) {
 
 TEST_F(HttpServerTest, RecommendationsWithReasonsAndTheirErrors) {
   Start();
-  auto c = Client();
+  auto c = Client(kReadKey);
   auto r = c.Get("/v1/customers/a03/recommendations?k=4");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
@@ -186,7 +188,7 @@ TEST_F(HttpServerTest, RecommendationsWithReasonsAndTheirErrors) {
 
 TEST_F(HttpServerTest, PurchaseThenRecommend) {
   Start();
-  auto c = Client();
+  auto c = Client(kReadKey);
   auto score_of = [](const json& j, const std::string& p) {
     for (const auto& item : j["items"]) {
       if (item["product"] == p) return item["score"].get<double>();
@@ -291,12 +293,10 @@ TEST_F(HttpServerTest, AuthRolesAndPersonalFields) {
   ASSERT_TRUE(reload);
   EXPECT_EQ(reload->status, 200) << reload->body;
   // Personal fields only for the admin key.
-  json open = Body(Client().Get("/v1/customers/a01"));
-  EXPECT_EQ(open["id"], "a01");
-  EXPECT_FALSE(open.contains("email"));
-  EXPECT_FALSE(open.contains("name"));
   json read = Body(Client(kReadKey).Get("/v1/customers/a01"));
+  EXPECT_EQ(read["id"], "a01");
   EXPECT_FALSE(read.contains("email"));
+  EXPECT_FALSE(read.contains("name"));
   json admin = Body(Client(kAdminKey).Get("/v1/customers/a01"));
   EXPECT_EQ(admin["email"], "a01@example.com");
   // A malformed Authorization header is 401 even on an open route.
@@ -304,15 +304,69 @@ TEST_F(HttpServerTest, AuthRolesAndPersonalFields) {
   ErrorField(Client().Get("/v1/customers/a01", basic), 401);
 }
 
-TEST_F(HttpServerTest, WithoutKeysWritesAreRefusedAndPrivateReadsNeedAKey) {
+// The routes that answer with what the shop knows of its customers, and the catalog's.
+const char* const kCustomerReads[] = {"/v1/customers/a01/recommendations",
+                                      "/v1/products/k04/audience?limit=5", "/v1/customers/a01",
+                                      "/v1/customers/a01/interests", "/v1/customers/a01/insights"};
+const char* const kCatalogReads[] = {"/v1/products/k04/similar", "/v1/products/k04", "/v1/model",
+                                     "/metrics"};
+
+TEST_F(HttpServerTest, CustomerDataNeedsAKeyByDefault) {
+  Start();
+  for (const char* path : kCustomerReads) {
+    EXPECT_EQ(ErrorField(Client().Get(path), 401), "Authorization") << path;
+    auto r = Client(kReadKey).Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path << " " << r->body;
+  }
+  EXPECT_EQ(ErrorField(Client().Post("/v1/audience", R"({"product":{"category":"Home"}})",
+                                     "application/json"),
+                       401),
+            "Authorization");
+  for (const char* path : kCatalogReads) {
+    auto r = Client().Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path << " " << r->body;
+  }
+}
+
+TEST_F(HttpServerTest, PublicCustomerReadsOpenThemToEveryone) {
+  HttpServerOptions o;
+  o.public_customer_reads = true;
+  Start(o);
+  for (const char* path : kCustomerReads) {
+    auto r = Client().Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path << " " << r->body;
+    // Personal fields stay the admin key's.
+    if (std::string(path) == "/v1/customers/a01") {
+      EXPECT_FALSE(Body(r).contains("email"));
+    }
+  }
+  o.private_reads = true;
+  EXPECT_EQ(o.Validate().field(), "public_customer_reads");
+}
+
+TEST_F(HttpServerTest, WithoutKeysCustomerReadsAndWritesAreRefused) {
+  Start({}, /*no_keys=*/true);
+  ErrorField(Client().Get("/v1/customers/a01/recommendations"), 403);
+  ErrorField(Client().Post("/v1/events", R"({"events":[]})", "application/json"), 403);
+  auto similar = Client().Get("/v1/products/k04/similar");
+  ASSERT_TRUE(similar);
+  EXPECT_EQ(similar->status, 200);
+}
+
+TEST_F(HttpServerTest, PrivateReadsNeedAKeyForTheCatalogToo) {
   HttpServerOptions o;
   o.keys = {{kReadKey, Role::kRead}};
   o.private_reads = true;
   Start(o);
-  ErrorField(Client().Get("/v1/customers/a01/recommendations"), 401);
-  auto r = Client(kReadKey).Get("/v1/customers/a01/recommendations");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
+  for (const char* path : kCatalogReads) {
+    EXPECT_EQ(ErrorField(Client().Get(path), 401), "Authorization") << path;
+    auto r = Client(kReadKey).Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 200) << path << " " << r->body;
+  }
   auto health = Client().Get("/healthz");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
@@ -369,16 +423,16 @@ TEST_F(HttpServerTest, CustomersAndProductsCrudAndForget) {
   ErrorField(Client().Get("/v1/products/mug-9/similar"), 409);
 
   // Forget: a receipt, then gone everywhere.
-  auto audience = Body(Client().Get("/v1/products/k04/audience?limit=5"));
+  auto audience = Body(Client(kReadKey).Get("/v1/products/k04/audience?limit=5"));
   const std::string victim = audience["customers"][0]["customer"];
   ErrorField(w.Delete("/v1/customers/" + victim), 403);
   auto receipt = a.Delete("/v1/customers/" + victim);
   ASSERT_TRUE(receipt);
   ASSERT_EQ(receipt->status, 200) << receipt->body;
   EXPECT_EQ(Body(receipt)["removed"]["events"], 6);
-  ErrorField(Client().Get("/v1/customers/" + victim), 404);
-  ErrorField(Client().Get("/v1/customers/" + victim + "/recommendations"), 404);
-  const json after = Body(Client().Get("/v1/products/k04/audience?limit=60"));
+  ErrorField(Client(kReadKey).Get("/v1/customers/" + victim), 404);
+  ErrorField(Client(kReadKey).Get("/v1/customers/" + victim + "/recommendations"), 404);
+  const json after = Body(Client(kReadKey).Get("/v1/products/k04/audience?limit=60"));
   for (const auto& m : after["customers"]) {
     EXPECT_NE(m["customer"], victim);
   }
@@ -387,7 +441,7 @@ TEST_F(HttpServerTest, CustomersAndProductsCrudAndForget) {
 
 TEST_F(HttpServerTest, AudienceExcludesBuyersAndOptOuts) {
   Start();
-  auto c = Client();
+  auto c = Client(kReadKey);
   json j = Body(c.Get("/v1/products/r02/audience?limit=100"));
   ASSERT_FALSE(j["customers"].empty());
   for (const auto& m : j["customers"]) {
@@ -418,7 +472,7 @@ TEST_F(HttpServerTest, AudienceExcludesBuyersAndOptOuts) {
 
 TEST_F(HttpServerTest, InterestsRoutes) {
   Start();
-  auto c = Client();
+  auto c = Client(kReadKey);
   const json learned = Body(c.Get("/v1/customers/a00/interests"));
   ASSERT_FALSE(learned["interests"].empty()) << learned.dump();
   EXPECT_EQ(learned["interests"][0]["category"], "Home");
@@ -456,7 +510,8 @@ TEST_F(HttpServerTest, InterestsRoutes) {
   EXPECT_EQ(
       ErrorField(w.Put("/v1/customers/a00/interests", R"({"likes":[]})", "application/json"), 400),
       "likes");
-  ErrorField(c.Put("/v1/customers/a00/interests", R"({"interests":[]})", "application/json"), 401);
+  ErrorField(Client().Put("/v1/customers/a00/interests", R"({"interests":[]})", "application/json"),
+             401);
   ErrorField(Client(kReadKey).Put("/v1/customers/a00/interests", R"({"interests":[]})",
                                   "application/json"),
              403);
@@ -489,7 +544,8 @@ TEST_F(HttpServerTest, UnsubscribeWithTheLettersTokenOptsOut) {
   EXPECT_EQ(Body(r)["opted_out"], true);
   EXPECT_TRUE(store_->GetCustomer(*store_->FindCustomer("a01"))->opted_out.value_or(false));
   // The audience no longer lists them.
-  const json audience = Body(c.Get("/v1/products/k02/audience?limit=100"));
+  const json audience = Body(Client(kReadKey).Get("/v1/products/k02/audience?limit=100"));
+  ASSERT_FALSE(audience["customers"].empty());
   for (const auto& m : audience["customers"]) EXPECT_NE(m["customer"], "a01");
   // Again, as a JSON body: still 200 (idempotent).
   r = c.Post("/v1/unsubscribe", json({{"customer", "a01"}, {"token", token}}).dump(),
@@ -502,18 +558,20 @@ TEST_F(HttpServerTest, WhatIfAudienceNeedsAColdStartMap) {
   Start();
   // The planted snapshot was trained without the audience model: nothing places a described
   // product.
-  auto r = Client().Post("/v1/audience", R"({"product":{"category":"Home/Kitchen/Mugs"}})",
-                         "application/json");
+  auto r = Client(kReadKey).Post("/v1/audience", R"({"product":{"category":"Home/Kitchen/Mugs"}})",
+                                 "application/json");
   ErrorField(r, 409);
-  EXPECT_EQ(ErrorField(Client().Post("/v1/audience", R"({"limit":3})", "application/json"), 400),
-            "product");
   EXPECT_EQ(
-      ErrorField(Client().Post("/v1/audience", R"({"product":null})", "application/json"), 400),
+      ErrorField(Client(kReadKey).Post("/v1/audience", R"({"limit":3})", "application/json"), 400),
       "product");
   EXPECT_EQ(
-      ErrorField(Client().Post("/v1/audience", R"({"product":{"price":-1}})", "application/json"),
+      ErrorField(Client(kReadKey).Post("/v1/audience", R"({"product":null})", "application/json"),
                  400),
-      "product.price");
+      "product");
+  EXPECT_EQ(ErrorField(Client(kReadKey).Post("/v1/audience", R"({"product":{"price":-1}})",
+                                             "application/json"),
+                       400),
+            "product.price");
 }
 
 // The same server on a shop with launches and a snapshot with the audience model.
@@ -533,7 +591,7 @@ TEST_F(HttpLaunchTest, CalibratedAudiencesOfNewAndDescribedProducts) {
                    "application/json");
   ASSERT_TRUE(put);
   ASSERT_EQ(put->status, 201) << put->body;
-  auto c = Client();
+  auto c = Client(kReadKey);
   const json j = Body(c.Get("/v1/products/kx9/audience?limit=10&horizon_days=20"));
   ASSERT_EQ(j["customers"].size(), 10u) << j.dump();
   EXPECT_EQ(j["product"], "kx9");
@@ -582,7 +640,7 @@ TEST_F(HttpLaunchTest, CalibratedAudiencesOfNewAndDescribedProducts) {
 
 TEST_F(HttpServerTest, InsightsRoute) {
   Start();
-  auto r = Client().Get("/v1/customers/a02/insights");
+  auto r = Client(kReadKey).Get("/v1/customers/a02/insights");
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   json j = Body(r);
@@ -590,7 +648,7 @@ TEST_F(HttpServerTest, InsightsRoute) {
   EXPECT_TRUE(j.contains("stage"));
   EXPECT_TRUE(j.contains("p_alive"));
   EXPECT_TRUE(j.contains("clv"));
-  ErrorField(Client().Get("/v1/customers/nobody/insights"), 404);
+  ErrorField(Client(kReadKey).Get("/v1/customers/nobody/insights"), 404);
 }
 
 // Requests keep succeeding while snapshots are published and swapped in underneath them.
@@ -601,7 +659,7 @@ TEST_F(HttpServerTest, HotSwapUnderConcurrentRequests) {
   std::vector<std::thread> clients;
   for (int t = 0; t < 4; ++t) {
     clients.emplace_back([&, t] {
-      auto c = Client();
+      auto c = Client(kReadKey);
       for (int i = 0; !stop.load(); ++i) {
         const std::string path =
             i % 2 == 0
@@ -754,15 +812,16 @@ TEST_F(HttpServerTest, AudiencesQueueForTheirSlots) {
   EXPECT_EQ(o.Validate().field(), "listen_backlog");
   o.listen_backlog = 1024;
   Start(o);
-  const std::string alone = Client().Get("/v1/products/r02/audience?limit=50")->body;
-  ASSERT_FALSE(Body(Client().Get("/v1/products/r02/audience?limit=50"))["customers"].empty());
+  const std::string alone = Client(kReadKey).Get("/v1/products/r02/audience?limit=50")->body;
+  ASSERT_FALSE(
+      Body(Client(kReadKey).Get("/v1/products/r02/audience?limit=50"))["customers"].empty());
   constexpr int kClients = 8;
   std::vector<std::future<std::vector<std::string>>> clients;
   for (int i = 0; i < kClients; ++i) {
     clients.push_back(std::async(std::launch::async, [this] {
       std::vector<std::string> bodies;
       for (int round = 0; round < 5; ++round) {
-        auto r = Client().Get("/v1/products/r02/audience?limit=50");
+        auto r = Client(kReadKey).Get("/v1/products/r02/audience?limit=50");
         bodies.push_back(r ? std::to_string(r->status) + " " + r->body : "no answer");
       }
       return bodies;

@@ -46,6 +46,11 @@ TEST(Cli, HelpOnEverySubcommandAndVersion) {
       RunCli("serve --db /nonexistent --snapshots /nonexistent --refresh-candidates -1");
   EXPECT_EQ(negative.exit_code, 2) << negative.output;  // refused before the store is opened
   EXPECT_NE(negative.output.find("refresh-candidates"), std::string::npos) << negative.output;
+  RunResult both = RunCli(
+      "serve --db /nonexistent --snapshots /nonexistent --private-reads "
+      "--public-customer-reads");
+  EXPECT_EQ(both.exit_code, 2) << both.output;
+  EXPECT_NE(both.output.find("contradict"), std::string::npos) << both.output;
 }
 
 TEST(Cli, StrictImportOfABadFileExitsTwoWithTheLine) {

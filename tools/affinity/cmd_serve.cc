@@ -179,8 +179,13 @@ Command RegisterServe(CLI::App& app) {
   sub->add_option("--listen", f->listen, "HOST:PORT (port 0: any free port)")
       ->capture_default_str();
   sub->add_option("--api-key-file", f->api_key_file,
-                  "Keys, one per line: KEY or ROLE KEY (admin, write, read). None: writes refused");
-  sub->add_flag("--private-reads", f->http.private_reads, "Read routes need a key too");
+                  "Keys, one per line: KEY or ROLE KEY (admin, write, read). None: writes and "
+                  "customer reads refused");
+  sub->add_flag("--private-reads", f->http.private_reads,
+                "Catalog and model reads need a key too (customer data always does)");
+  sub->add_flag("--public-customer-reads", f->http.public_customer_reads,
+                "Customer data (recommendations, audiences, profiles, interests, insights) "
+                "needs no key: anyone who can reach the port reads any customer's");
   sub->add_option("--threads", f->http.threads, "Worker threads (= connections served at once)")
       ->capture_default_str();
   sub->add_option("--max-queued", f->http.max_queued,

@@ -19,8 +19,11 @@
 // Auth. Keys come from a file (one per line: `KEY`, or `ROLE KEY` with ROLE admin, write or read;
 // a bare key is admin; blank lines and lines starting with # are skipped) and are compared in
 // constant time. Write routes need a write or admin key; admin routes (reload, DELETE customer,
-// personal fields) an admin key; read routes are open unless `private_reads`, then any key. With
-// no keys at all, write and admin routes answer 403.
+// personal fields) an admin key. Reads of what the shop knows about its customers
+// (recommendations, whose reasons name past purchases; audiences; a customer's profile, interests
+// and insights) need any key unless `public_customer_reads`; reads of the catalog and the model
+// (similar products, a product, /v1/model, /metrics) are open unless `private_reads`, then need
+// any key. A route that needs a key answers 401 without one, 403 when the server has no keys.
 //
 // Thread safety: Start, Stop and Wait may be called from different threads; Stop is idempotent.
 #pragma once
@@ -65,7 +68,12 @@ struct HttpServerOptions {
   // 200 ms and a maximum of 834 ms under keep-alive reconnects at 15k req/s on 2 cores).
   int listen_backlog = 1024;
   std::vector<ApiKey> keys;
-  bool private_reads = false;  // read routes need a key too
+  // The catalog and model reads need a key too (customer reads always do, see above).
+  bool private_reads = false;
+  // Customer reads need no key: for a storefront that calls the API from the shopper's browser,
+  // at the price of showing any customer's recommendations, reasons, audiences, interests and
+  // insights to whoever can reach the port and guess an id. Contradicts private_reads.
+  bool public_customer_reads = false;
   // Largest POST /v1/events batch (more: 413). Default 5,000.
   int max_batch = 5'000;
   // Audiences computed at once; further audience requests wait in arrival order (FIFO). Default
