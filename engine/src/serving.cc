@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -327,9 +328,10 @@ struct ServingEngine::Caches {
   };
   std::vector<Prior> priors;
   std::vector<uint32_t> by_prior;
-  // Stated interests: by customer, and customers by stated category path.
+  // Stated interests: by customer, and customers by stated category path (ordered: the paths
+  // under a category are a range).
   std::unordered_map<uint32_t, std::vector<std::string>> interests;
-  std::unordered_map<std::string, std::vector<uint32_t>> stated;
+  std::map<std::string, std::vector<uint32_t>> stated;
 
   // The score's part in ranking a category's prospects for the products of one (sub)category
   // `of`: a customer's key gains `direction` · w_u, `direction` being the audience model's weight
@@ -1044,11 +1046,21 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
       return false;
     };
     if (!stated.empty()) {
+      // The most-bought products under the stated categories, from the categories themselves
+      // (not only the shop's most popular: a category's products may all rank below them, or
+      // have no buyer yet).
       result.source = "interests";
-      for (uint32_t p : c.popular) {
-        if (top.size() >= k) break;
-        if (under_stated(p) && eligible(p)) top.emplace_back(0.0f, p);
+      TopK<uint32_t> best(k);
+      std::unordered_set<uint32_t> seen;
+      for (const auto& path : stated) {
+        auto it = c.by_category.find(path);
+        if (it == c.by_category.end()) continue;
+        for (uint32_t p : it->second) {
+          if (!eligible(p) || !seen.insert(p).second) continue;
+          best.Push(static_cast<float>(p < c.buyers.size() ? c.buyers[p].size() : 0), p);
+        }
       }
+      top = best.Take();
     }
     for (uint32_t p : c.popular) {
       if (top.size() >= k) break;
@@ -1619,9 +1631,12 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
             ++counts[static_cast<size_t>(std::countr_zero(m))];
           }
         }
-        // A stated interest counts as one purchase in its category (every level of it).
+        // A stated interest counts as one purchase in its category (every level of it): one
+        // product more, and one in each of the product's levels it is under.
+        int32_t stated_paths = 0;
         if (!c.interests.empty()) {
           if (auto stated = c.interests.find(customer); stated != c.interests.end()) {
+            stated_paths = static_cast<int32_t>(stated->second.size());
             for (const auto& path : stated->second) {
               for (int l = 0; l < 3; ++l) {
                 counts[l] += !levels[l]->empty() && UnderCategory(path, *levels[l]);
@@ -1630,7 +1645,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
           }
         }
         KeyCounts counts_of_keys;
-        counts_of_keys.products = static_cast<int32_t>(bought.size());
+        counts_of_keys.products = static_cast<int32_t>(bought.size()) + stated_paths;
         counts_of_keys.category = counts[0];
         counts_of_keys.parent = counts[1];
         counts_of_keys.department = counts[2];
@@ -1830,13 +1845,31 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     std::optional<size_t> head;
     if (!prospects.empty()) head = sources.size();
     for (const auto& ranked : prospects) sources.push_back({&ranked->ranked});
-    // Customers who stated an interest covering the product's category.
+    // Customers who stated an interest the model credits (one under a level of the product's
+    // category counts as a purchase there): those under its deepest level first (its path, or
+    // deeper), then those under its parent, then under its top level, so that a customer who
+    // stated the product's own category is not read after thousands who stated its department.
+    // At most 4 × per_source (the source gives per_source at most, some being ineligible or taken
+    // by other sources).
     std::vector<uint32_t> stating;
-    Caches::ForEachPrefix(keys.category, [&](const std::string& prefix) {
-      if (auto it = c.stated.find(prefix); it != c.stated.end()) {
-        stating.insert(stating.end(), it->second.begin(), it->second.end());
+    {
+      const size_t cap = 4 * per_source;
+      auto add = [&](const std::vector<uint32_t>& customers) {
+        const size_t n = std::min(customers.size(), cap - stating.size());
+        stating.insert(stating.end(), customers.begin(), customers.begin() + n);
+      };
+      for (int l = 0; l < 3 && stating.size() < cap; ++l) {
+        const std::string& level = *levels[l];
+        if (level.empty() || (l > 0 && level == *levels[l - 1])) continue;
+        const std::string* below = l > 0 ? levels[l - 1] : nullptr;  // added already
+        if (auto it = c.stated.find(level); it != c.stated.end()) add(it->second);
+        const std::string under = level + '/';
+        for (auto it = c.stated.lower_bound(under);
+             it != c.stated.end() && it->first.starts_with(under) && stating.size() < cap; ++it) {
+          if (!below || !UnderCategory(it->first, *below)) add(it->second);
+        }
       }
-    });
+    }
     if (!stating.empty()) sources.push_back({&stating});
     // The customers with the highest priors.
     sources.push_back({&c.by_prior});
@@ -2120,14 +2153,8 @@ Result<std::vector<Interest>> ServingEngine::Interests(std::string_view customer
 
 Result<bool> ServingEngine::SetInterests(const std::string& customer,
                                          std::vector<std::string> categories) {
-  for (size_t i = 0; i < categories.size(); ++i) {
-    if (JoinCategory(SplitCategory(categories[i])).empty()) {
-      return Status::InvalidArgument("interests[" + std::to_string(i) + "] is an empty path",
-                                     "interests");
-    }
-  }
   CustomerProfile profile;
-  profile.interests = NormalizedInterests(categories);
+  profile.interests = std::move(categories);
   return UpsertCustomer(customer, profile);
 }
 
@@ -2191,7 +2218,17 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
 }
 
 Result<bool> ServingEngine::UpsertCustomer(const std::string& id, const CustomerProfile& profile) {
-  const std::pair<std::string, CustomerProfile> record{id, profile};
+  std::pair<std::string, CustomerProfile> record{id, profile};
+  // Stated interests are stored as the caches use them: normalized paths.
+  if (auto& interests = record.second.interests) {
+    for (size_t i = 0; i < interests->size(); ++i) {
+      if (JoinCategory(SplitCategory((*interests)[i])).empty()) {
+        return Status::InvalidArgument("interests[" + std::to_string(i) + "] is an empty path",
+                                       "interests");
+      }
+    }
+    interests = NormalizedInterests(*interests);
+  }
   AFFINITY_ASSIGN_OR_RETURN(int64_t created, store_->UpsertCustomers({&record, 1}));
   // Read back under the lock, so concurrent upserts and forgets apply to the caches in the
   // order the store saw them.

@@ -420,6 +420,7 @@ Result<CustomerProfile> ParseCustomer(const json& j) {
   AFFINITY_RETURN_IF_ERROR(Member(j, "opted_out", "", &p.opted_out));
   AFFINITY_RETURN_IF_ERROR(Member(j, "interests", "", &p.interests));
   AFFINITY_RETURN_IF_ERROR(TimeMember(j, "created_at", "", &p.created_at));
+  AFFINITY_RETURN_IF_ERROR(CheckText(p.interests, "interests"));
   for (const auto* s : {&p.email, &p.name, &p.country}) {
     if (*s && (s->value().size() > 1024 || !ValidId(s->value()))) {
       return Status::InvalidArgument("text fields must be valid UTF-8 without control characters",
@@ -441,14 +442,18 @@ Result<ProductAttributes> ParseProduct(const json& j) {
     a.category = SplitCategory(it->get<std::string>());
   } else {
     AFFINITY_RETURN_IF_ERROR(Member(j, "category", "", &a.category));
-    // Levels given one by one: each is a name, since the stored path joins them with '/'.
-    for (const std::string& level : a.category.value_or(std::vector<std::string>{})) {
-      if (level.empty() || level.find('/') != std::string::npos) {
+    // Levels given one by one: each is a name, since the stored path joins them with '/', and is
+    // trimmed of spaces as the levels of a path are (so that "Garden " is the "Garden" a stated
+    // interest or a category filter names).
+    for (std::string& level : a.category ? *a.category : a.category.emplace()) {
+      std::vector<std::string> name = SplitCategory(level);
+      if (name.size() != 1 || level.find('/') != std::string::npos) {
         return Status::InvalidArgument(
             "category levels must be non-empty names without '/' (or give the whole path as one "
             "string, \"A/B/C\")",
             "category");
       }
+      level = std::move(name[0]);
     }
   }
   AFFINITY_RETURN_IF_ERROR(Member(j, "brand", "", &a.brand));

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <random>
 #include <set>
 
@@ -64,6 +65,11 @@ void FillClusteredShop(Store* store) {
   ASSERT_TRUE(store->AppendEvents(events).ok());
 }
 
+// The audience model's intercept and weights on the features after the score (new_products.h).
+constexpr double kIntercept = -10.566;
+constexpr std::array<double, kAudienceFeatures - 1> kWeightsButTheScores = {
+    0.714, 0.680, 0.198, 0.013, 0.221, 0.104, 0.228};
+
 // `score_weight`: the audience model's weight on the score (Complete Journey's by default;
 // Online Retail's was about +1).
 int64_t PublishClusteredSnapshot(const Store& store, const std::string& root,
@@ -103,8 +109,10 @@ int64_t PublishClusteredSnapshot(const Store& store, const std::string& root,
   s.cold_start = std::move(map);
   LogisticCalibration audience;
   audience.features.assign(kAudienceFeatureNames.begin(), kAudienceFeatureNames.end());
-  audience.weights = {score_weight, 0.714, 0.680, 0.198, 0.013, 0.221, 0.104, 0.228};
-  audience.intercept = -10.566;
+  audience.weights = {score_weight};
+  audience.weights.insert(audience.weights.end(), kWeightsButTheScores.begin(),
+                          kWeightsButTheScores.end());
+  audience.intercept = kIntercept;
   audience.horizon_days = 30;
   s.audience = audience;
   s.score_scale = ScoreScale(s.user_factors, s.item_factors);
@@ -357,6 +365,48 @@ TEST_F(AudienceCandidates, RankedByTheModelsLogits) {
 // 150 other newcomers (that source takes those the index would rank first, and the model's
 // weight on the score is negative), and the category's prospects and the priors were computed
 // before they bought. The refresh takes them in.
+// Customers who stated an interest are candidates deepest first: 600 who stated the department
+// of a product in a category nobody has bought yet, then one who stated the category itself. The
+// latter is in the model's own top 20 (a stated interest counts as a purchase there, one more
+// level than the department's), but the build before read the department's 600 first and the
+// source closed (or was spent: 84 at most) before reaching them.
+TEST_F(AudienceCandidates, AStatedCategoryIsReadBeforeItsDepartment) {
+  for (int i = 0; i < 600; ++i) {
+    ASSERT_TRUE(engine_->SetInterests("dept" + std::to_string(i), {"Dept1"}).ok());
+  }
+  ASSERT_TRUE(engine_->SetInterests("fan", {"Dept1 / NewCat"}).ok());
+  AudienceRequest request;
+  request.attributes = ProductAttributes{};
+  request.attributes->title = "Something new";
+  request.attributes->category = std::vector<std::string>{"Dept1", "NewCat"};
+  request.limit = 20;
+  AudienceRequest everyone = request;
+  everyone.all_customers = true;
+  auto best = engine_->Audience(everyone);
+  ASSERT_TRUE(best.ok()) << best.status().ToString();
+  auto fan = std::find_if(best->customers.begin(), best->customers.end(),
+                          [](const AudienceMember& m) { return m.customer == "fan"; });
+  ASSERT_NE(fan, best->customers.end()) << "the model's own top 20 has the fan";
+  EXPECT_EQ(fan->reason_kind, "stated_interest");
+  auto served = engine_->Audience(request);
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  EXPECT_TRUE(std::any_of(served->customers.begin(), served->customers.end(),
+                          [](const AudienceMember& m) { return m.customer == "fan"; }));
+
+  // A stated interest counts as one purchase in its category (docs/audiences.md): the fan, who
+  // bought nothing (no vector, no tenure, nothing recent), is scored as a customer with one
+  // product, in this category at each of its levels. The build before left it out of the
+  // products.
+  KeyCounts counts;
+  counts.products = 1;
+  counts.category = counts.parent = counts.department = 1;
+  std::array<float, kAudienceFeatures> x{};
+  AudienceFeatures(0.0f, counts, ProductKeys(ToItemAttributes(*request.attributes)), x);
+  double logit = kIntercept;
+  for (size_t k = 1; k < kAudienceFeatures; ++k) logit += kWeightsButTheScores[k - 1] * x[k];
+  EXPECT_NEAR(fan->score, logit, 1e-4);
+}
+
 TEST_F(AudienceCandidates, PurchasesSinceCountAfterARefresh) {
   constexpr int kLimit = 20;
   AudienceRequest request;

@@ -347,6 +347,24 @@ TEST_F(NewProductServingTest, StatedInterestsServeACustomerWithoutPurchases) {
     EXPECT_EQ(m.reason, "Sports/Running");
   }
   EXPECT_TRUE(found) << "a customer who stated the interest is in the audience";
+  // A stated category whose products are not among the shop's most bought (here: nobody bought
+  // it yet) is still where the recommendations come from. The build before took them from the
+  // shop's most-bought products only, and answered z02 with other departments' products.
+  Put("yarn1", {"Hobby", "Knitting", "Yarn"}, "Merino yarn");
+  ASSERT_TRUE(engine_->SetInterests("z02", {"Hobby"}).ok());
+  rr.customer = "z02";
+  recs = engine_->Recommend(rr);
+  ASSERT_TRUE(recs.ok()) << recs.status().ToString();
+  EXPECT_EQ(recs->source, "interests");
+  ASSERT_EQ(recs->items.size(), 5u);
+  EXPECT_EQ(recs->items[0].product, "yarn1");
+  EXPECT_EQ(recs->items[0].score, 0.0f) << "its number of buyers";
+  rr.category = "Hobby";
+  recs = engine_->Recommend(rr);
+  ASSERT_TRUE(recs.ok()) << recs.status().ToString();
+  ASSERT_EQ(recs->items.size(), 1u);
+  EXPECT_EQ(recs->items[0].product, "yarn1");
+
   // Stated interests can be replaced, and an empty path is refused.
   ASSERT_TRUE(engine_->SetInterests("z01", {}).ok());
   EXPECT_TRUE(engine_->Interests("z01")->empty());

@@ -518,6 +518,43 @@ TEST_F(HttpServerTest, InterestsRoutes) {
   ErrorField(c.Get("/v1/customers/nobody/interests"), 404);
 }
 
+// Stated interests and category levels are checked and normalized on every way in, so that
+// they name the categories a product's path, a stated interest and a category filter name.
+TEST_F(HttpServerTest, InterestsAndCategoryLevelsAreNormalizedOnEveryWayIn) {
+  Start();
+  auto w = Client(kWriteKey);
+  auto r = Client(kReadKey);
+  // PUT /v1/customers/{id} with interests, as PUT .../interests: an empty path or a control
+  // character is refused before anything is stored.
+  EXPECT_EQ(
+      ErrorField(w.Put("/v1/customers/zz", R"({"interests":[" / "]})", "application/json"), 400),
+      "interests");
+  EXPECT_EQ(
+      ErrorField(w.Put("/v1/customers/zz", R"({"interests":["a\u0001b"]})", "application/json"),
+                 400),
+      "interests");
+  ErrorField(r.Get("/v1/customers/zz"), 404);
+  auto created = w.Put("/v1/customers/zz", R"({"interests":["Home / Kitchen","Home/Kitchen"]})",
+                       "application/json");
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201) << created->body;
+  EXPECT_EQ(Body(r.Get("/v1/customers/zz"))["interests"], json::array({"Home/Kitchen"}));
+  const json interests = Body(r.Get("/v1/customers/zz/interests"));
+  ASSERT_EQ(interests["interests"].size(), 1u) << interests.dump();
+  EXPECT_EQ(interests["interests"][0]["category"], "Home/Kitchen");
+
+  // A product's levels given one by one are trimmed as a path's are; a blank one is refused.
+  auto levels =
+      w.Put("/v1/products/mug-11", R"({"category":[" Home ","Kitchen  "]})", "application/json");
+  ASSERT_TRUE(levels);
+  EXPECT_EQ(levels->status, 201) << levels->body;
+  EXPECT_EQ(Body(Client().Get("/v1/products/mug-11"))["category"], "Home/Kitchen");
+  EXPECT_EQ(
+      ErrorField(w.Put("/v1/products/mug-11", R"({"category":["Home","  "]})", "application/json"),
+                 400),
+      "category");
+}
+
 TEST_F(HttpServerTest, UnsubscribeWithTheLettersTokenOptsOut) {
   Start();
   auto c = Client();  // no key: the token is the authority

@@ -36,7 +36,8 @@
 // product's category at its deepest level with enough of them and at the level above, best
 // prospects first (their prior, the part of the model's logit that does not depend on the
 // product, plus what their purchases there add; these lists are kept per category until the next
-// reload), customers who stated an interest in it, and the customers with the highest priors
+// reload), customers who stated an interest in it (under its deepest level first, then under
+// the levels above), and the customers with the highest priors
 // (or, when those sources could gather as many customers as there are, every customer is a
 // candidate). The sources are read in rounds, max(64, limit / 4) candidates from each open one
 // per round, each round scored before the next; a source closes when none of its round's
@@ -45,10 +46,11 @@
 // in-memory caches of what every customer bought and when (the products per customer and the
 // purchase times: 4 + 8 bytes per purchase; no store read per candidate; any purchase counts,
 // where training counts purchases net of returns), a stated interest counting as one purchase in
-// its category. Candidates are ranked by the model's logit and given their probability of buying
-// within the horizon and a reason. The model was calibrated on launches scored against their
-// attribute vectors, so its score feature uses the product's attribute vector whenever the map
-// gives one; the served vector (trained or blended) chooses the index candidates.
+// its category (one product more, and one at each of the product's levels it is under). Candidates
+// are ranked by the model's logit and given their probability of buying within the horizon and a
+// reason. The model was calibrated on launches scored against their attribute vectors, so its score
+// feature uses the product's attribute vector whenever the map gives one; the served vector
+// (trained or blended) chooses the index candidates.
 //
 // Interests. A customer's learned interests are the categories of their purchases, at every
 // level, weighted half by their share of the customer's distinct products and half by the
@@ -295,9 +297,9 @@ class ServingEngine {
   // The customer's interests: learned ones (best first, at most `limit`), then stated ones.
   // NotFound for an unknown customer.
   Result<std::vector<Interest>> Interests(std::string_view customer, int limit = 20) const;
-  // Replaces the customer's stated interests (category paths; creating the customer if new).
-  // InvalidArgument (field "interests") for an empty path. Store errors. Returns true if the
-  // customer was created.
+  // Replaces the customer's stated interests (category paths, normalized; creating the customer
+  // if new). InvalidArgument (field "interests") for an empty path. Store errors. Returns true if
+  // the customer was created.
   Result<bool> SetInterests(const std::string& customer, std::vector<std::string> categories);
 
   // ---- Writes ----
@@ -306,8 +308,9 @@ class ServingEngine {
   // then folds in every customer they touch. Invalid events are returned by index and not stored.
   // The store's errors if the batch cannot be written (nothing stored, nothing folded in).
   Result<AddEventsResult> AddEvents(std::span<const EventInput> events);
-  // Upserts one customer / product in the store and the caches (opt-out, catalog). Store errors.
-  // Returns true if it was created.
+  // Upserts one customer / product in the store and the caches (opt-out, catalog). A customer's
+  // stated interests are stored normalized (as SetInterests); InvalidArgument (field
+  // "interests", nothing stored) for an empty path. Store errors. Returns true if it was created.
   Result<bool> UpsertCustomer(const std::string& id, const CustomerProfile& profile);
   Result<bool> UpsertProduct(const std::string& id, const ProductAttributes& attributes);
   // Forgets a customer everywhere (see above). NotFound for an unknown customer. Waits for a
