@@ -81,7 +81,7 @@ void PurchaseProfile::Add(const ItemAttributes& item) {
   }
 }
 
-ProductKeys::ProductKeys(const ItemAttributes& item) {
+ProductKeys::ProductKeys(const ItemAttributes& item, size_t max_words, size_t max_tags) {
   if (!item.category.empty()) {
     category = CategoryKey(item.category, item.category.size());
     parent = CategoryKey(item.category, std::max<size_t>(1, item.category.size() - 1));
@@ -95,9 +95,8 @@ ProductKeys::ProductKeys(const ItemAttributes& item) {
   }
   std::sort(tags.begin(), tags.end());
   tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
-  // Bounded, so that serving can mark each product's matches in one 32-bit mask.
-  if (words.size() > kMaxKeyWords) words.resize(kMaxKeyWords);
-  if (tags.size() > kMaxKeyTags) tags.resize(kMaxKeyTags);
+  if (words.size() > max_words) words.resize(max_words);
+  if (tags.size() > max_tags) tags.resize(max_tags);
 }
 
 double ScoreScale(const RowMajorMatrixXf& customers, const RowMajorMatrixXf& products) {

@@ -505,7 +505,9 @@ struct ServingEngine::Caches {
     p.available = a.available.value_or(true);
     p.known = true;
     p.item = ToItemAttributes(a);
-    const ProductKeys keys(p.item);
+    // Every word and tag: a customer's purchase counts in a feature by any of its own (as in
+    // training, PurchaseProfile::Add), only the new product's keys are bounded.
+    const ProductKeys keys(p.item, SIZE_MAX, SIZE_MAX);
     Reindex(&by_word, id, p.words, keys.words);
     Reindex(&by_tag, id, p.tags, keys.tags);
     p.words = keys.words;
@@ -1066,8 +1068,8 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
       if (top.size() >= k) break;
       if (!under_stated(p) && eligible(p)) top.emplace_back(0.0f, p);
     }
-    for (size_t i = 0; i < top.size(); ++i) {
-      top[i].first = static_cast<float>(c.buyers[top[i].second].size());
+    for (auto& [score, p] : top) {  // (a product created since the engine opened has no row)
+      score = static_cast<float>(p < c.buyers.size() ? c.buyers[p].size() : 0);
     }
   } else if (request.category) {
     // A category is usually small: score its members exactly.
@@ -1102,6 +1104,9 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
     TopK<uint32_t> merged(k);
     for (const auto& [score, p] : top) merged.Push(score, p);
     std::shared_ptr<const VectorIndex> index;
+    // Those scored exactly here: not taken again from the index (its row of one may be current
+    // again, after a re-index between the two looks at `pending`).
+    std::unordered_set<uint32_t> scored;
     {
       std::shared_lock lock(state->mu);
       auto exact = [&](uint32_t p) {
@@ -1117,7 +1122,8 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
         }
       } else {
         index = state->new_index;
-        for (uint32_t p : state->pending) exact(p);
+        scored = state->pending;
+        for (uint32_t p : scored) exact(p);
       }
     }
     if (index) {
@@ -1133,7 +1139,7 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
         std::shared_lock lock(state->mu);
         for (const auto& hit : hits) {
           const auto p = static_cast<uint32_t>(hit.row);
-          if (!state->pending.count(p) && eligible(p)) {
+          if (!scored.count(p) && !state->pending.count(p) && eligible(p)) {
             merged.Push(hit.score, p);
             ++eligible_hits;
           }
@@ -1222,11 +1228,13 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
   // trained products' answer.
   TopK<uint32_t> newest(want);
   std::shared_ptr<const VectorIndex> new_similar;
+  std::unordered_set<uint32_t> scored;  // exactly, here: not taken again from the index
   {
     std::shared_lock caches_lock(caches_->mu);  // caches before state, as everywhere
     std::shared_lock lock(state->mu);
     new_similar = state->new_similar;
-    for (uint32_t p : state->pending) {
+    scored = state->pending;
+    for (uint32_t p : scored) {
       auto it = state->new_products.find(p);
       if (it == state->new_products.end() || p == id.value || !caches_->Available(p)) continue;
       const float norm = it->second.vector.norm();
@@ -1246,7 +1254,9 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
       std::shared_lock lock(state->mu);
       for (const auto& hit : hits) {
         const auto p = static_cast<uint32_t>(hit.row);
-        if (p == id.value || state->pending.count(p) || !caches_->Available(p)) continue;
+        if (p == id.value || scored.count(p) || state->pending.count(p) || !caches_->Available(p)) {
+          continue;
+        }
         newest.Push(hit.score, p);
         ++eligible_hits;
       }
@@ -1350,24 +1360,7 @@ void ServingEngine::EmbedNewProducts(State* state) const {
     RowMajorMatrixXf vectors =
         RowMajorMatrixXf::Zero(static_cast<int64_t>(products), model.item_factors().cols());
     for (const auto& [p, v] : fresh) vectors.row(p) = v.vector.transpose();
-    // IVF above the exact limit: products described alike have equal vectors (a catalog of
-    // unsold products has many), which HNSW's graph construction handles badly.
-    VectorIndexOptions o = options_.item_index;
-    o.approximate = VectorIndexKind::kIvf;
-    auto built = VectorIndex::Build(vectors, o, &model.users());
-    for (Eigen::Index r = 0; r < vectors.rows(); ++r) {
-      const float norm = vectors.row(r).norm();
-      if (norm > 0) vectors.row(r) /= norm;
-    }
-    auto built_similar = VectorIndex::Build(vectors, o);
-    if (built.ok() && built_similar.ok()) {
-      index = std::move(*built);
-      similar = std::move(*built_similar);
-    } else {
-      // Not fatal: every new product is then scored exactly (pending).
-      std::fprintf(stderr, "new-product index not built: %s\n",
-                   (built.ok() ? built_similar.status() : built.status()).ToString().c_str());
-    }
+    std::tie(index, similar) = IndexNewProducts(model, std::move(vectors));
   }
   std::unique_lock lock(state->mu);
   for (auto& [p, v] : fresh) {
@@ -1378,6 +1371,60 @@ void ServingEngine::EmbedNewProducts(State* state) const {
   state->new_similar = std::move(similar);
   state->new_products_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::pair<std::shared_ptr<const VectorIndex>, std::shared_ptr<const VectorIndex>>
+ServingEngine::IndexNewProducts(const Model& model, RowMajorMatrixXf vectors) const {
+  // IVF above the exact limit: products described alike have equal vectors (a catalog of unsold
+  // products has many), which HNSW's graph construction handles badly.
+  VectorIndexOptions o = options_.item_index;
+  o.approximate = VectorIndexKind::kIvf;
+  auto built = VectorIndex::Build(vectors, o, &model.users());
+  for (Eigen::Index r = 0; r < vectors.rows(); ++r) {
+    const float norm = vectors.row(r).norm();
+    if (norm > 0) vectors.row(r) /= norm;
+  }
+  auto built_similar = VectorIndex::Build(vectors, o);
+  if (!built.ok() || !built_similar.ok()) {
+    // Not fatal: every new product is then scored exactly (pending).
+    std::fprintf(stderr, "new-product index not built: %s\n",
+                 (built.ok() ? built_similar.status() : built.status()).ToString().c_str());
+    return {};
+  }
+  return {std::move(*built), std::move(*built_similar)};
+}
+
+bool ServingEngine::ReindexNewProducts() {
+  std::lock_guard reload_lock(reload_mu_);  // a reload indexes them itself
+  constexpr size_t kMinPending = 256;
+  std::shared_ptr<State> state = current();
+  const Model& model = *state->model;
+  RowMajorMatrixXf vectors;
+  size_t logged = 0;
+  {
+    std::shared_lock lock(state->mu);
+    const size_t pending = state->pending.size();
+    if (state->retired || pending < kMinPending || 8 * pending < state->new_products.size()) {
+      return false;
+    }
+    uint32_t rows = 0;
+    for (const auto& [p, v] : state->new_products) rows = std::max(rows, p + 1);
+    vectors = RowMajorMatrixXf::Zero(rows, model.item_factors().cols());
+    for (const auto& [p, v] : state->new_products) vectors.row(p) = v.vector.transpose();
+    logged = state->product_log.size();
+  }
+  auto [index, similar] = IndexNewProducts(model, std::move(vectors));
+  if (!index) return false;
+  std::unique_lock lock(state->mu);
+  if (state->retired) return false;
+  state->new_index = std::move(index);
+  state->new_similar = std::move(similar);
+  // Current now but for those stored since the copy.
+  state->pending.clear();
+  for (size_t i = logged; i < state->product_log.size(); ++i) {
+    state->pending.insert(state->product_log[i]);
+  }
+  return true;
 }
 
 void ServingEngine::RefreshNewProduct(uint32_t product) {
@@ -1401,13 +1448,23 @@ void ServingEngine::RefreshNewProduct(uint32_t product) {
 
 void ServingEngine::StoreNewProduct(State* state, uint32_t product, Eigen::VectorXf v,
                                     std::string source) {
+  state->product_log.push_back(product);
+  // The same vector again (a PUT that changed nothing the map reads, such as availability, or a
+  // catalog sync re-sending the product): its index row is still current, so it is not made
+  // pending (scored exactly on every request until the next reload).
+  auto old = state->new_products.find(product);
+  if (old == state->new_products.end()
+          ? v.size() == 0
+          : old->second.source == source && old->second.vector.size() == v.size() &&
+                old->second.vector == v) {
+    return;
+  }
   if (v.size() > 0) {
     state->new_products.insert_or_assign(product, State::NewProduct{std::move(v), source});
   } else {
     state->new_products.erase(product);
   }
   state->pending.insert(product);  // its index row, if any, is stale now
-  state->product_log.push_back(product);
 }
 
 Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) const {
@@ -1458,8 +1515,10 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   if (h.size() == 0 || h.squaredNorm() == 0) {
     return Status::FailedPrecondition(
         name + " has no vector in model v" + std::to_string(model.snapshot.version) +
-        (model.snapshot.cold_start ? ": no buyer yet and no attribute the model knows"
-                                   : ": no buyer yet, and the snapshot has no cold-start map"));
+        (model.snapshot.cold_start
+             ? ": no buyer with a vector in the snapshot yet, and no attribute the model knows"
+             : ": no buyer with a vector in the snapshot yet, and the snapshot has no cold-start "
+               "map"));
   }
   const std::optional<LogisticCalibration>& calibration = model.snapshot.audience;
   result.calibrated = calibration.has_value();
@@ -2351,6 +2410,7 @@ ModelInfo ServingEngine::Info() const {
     std::shared_lock lock(state->mu);
     info.overlay_customers = static_cast<int64_t>(state->overlay.size());
     info.new_products = static_cast<int64_t>(state->new_products.size());
+    info.new_products_pending = static_cast<int64_t>(state->pending.size());
     info.new_product_index =
         state->new_index ? index_info(*state->new_index) : IndexInfo{"none", 0, 1, 0};
     info.new_products_seconds = state->new_products_seconds;

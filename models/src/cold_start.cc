@@ -28,13 +28,15 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-// Adds the features of one group, each with value sqrt(weight / n) so that the group's squared
-// values sum to `weight`.
-void AddGroup(const std::vector<std::string>& names, double weight,
-              std::map<std::string, float>* out) {
+// Adds the features of one group: its n distinct names, each with value sqrt(weight / n), so
+// that the group's squared values sum to `weight` (a name repeated, as a title word or a tag
+// given twice, counts once: summed, it weighed its group and the product up).
+void AddGroup(std::vector<std::string> names, double weight, std::map<std::string, float>* out) {
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
   if (names.empty() || weight <= 0) return;
   const auto value = static_cast<float>(std::sqrt(weight / static_cast<double>(names.size())));
-  for (const auto& name : names) (*out)[name] += value;
+  for (const auto& name : names) (*out)[name] = value;
 }
 
 std::chrono::steady_clock::time_point Now() { return std::chrono::steady_clock::now(); }

@@ -686,26 +686,30 @@ class HttpServer::Impl {
     for (const auto& route : routes_) route->Render(&out);
     const ModelInfo info = engine_->Info();
     char buf[2048];
-    std::snprintf(buf, sizeof buf,
-                  "# HELP affinity_model_version The model snapshot being served.\n"
-                  "# TYPE affinity_model_version gauge\n"
-                  "affinity_model_version %lld\n"
-                  "# HELP affinity_fold_ins_total Customer vectors re-solved online.\n"
-                  "# TYPE affinity_fold_ins_total counter\n"
-                  "affinity_fold_ins_total %lld\n"
-                  "# HELP affinity_reloads_total Model hot-swaps.\n"
-                  "# TYPE affinity_reloads_total counter\n"
-                  "affinity_reloads_total %lld\n"
-                  "# HELP affinity_overlay_customers Customers folded in since the snapshot.\n"
-                  "# TYPE affinity_overlay_customers gauge\n"
-                  "affinity_overlay_customers %lld\n"
-                  "# HELP affinity_http_shed_total Connections refused with 503 (queue full).\n"
-                  "# TYPE affinity_http_shed_total counter\n"
-                  "affinity_http_shed_total %lld\n",
-                  static_cast<long long>(info.version), static_cast<long long>(engine_->fold_ins()),
-                  static_cast<long long>(engine_->reloads()),
-                  static_cast<long long>(info.overlay_customers),
-                  static_cast<long long>(shed_.load()));
+    std::snprintf(
+        buf, sizeof buf,
+        "# HELP affinity_model_version The model snapshot being served.\n"
+        "# TYPE affinity_model_version gauge\n"
+        "affinity_model_version %lld\n"
+        "# HELP affinity_fold_ins_total Customer vectors re-solved online.\n"
+        "# TYPE affinity_fold_ins_total counter\n"
+        "affinity_fold_ins_total %lld\n"
+        "# HELP affinity_reloads_total Model hot-swaps.\n"
+        "# TYPE affinity_reloads_total counter\n"
+        "affinity_reloads_total %lld\n"
+        "# HELP affinity_overlay_customers Customers folded in since the snapshot.\n"
+        "# TYPE affinity_overlay_customers gauge\n"
+        "affinity_overlay_customers %lld\n"
+        "# HELP affinity_new_products_pending New products re-embedded since their index "
+        "was made (scored exactly per request until a reload).\n"
+        "# TYPE affinity_new_products_pending gauge\n"
+        "affinity_new_products_pending %lld\n"
+        "# HELP affinity_http_shed_total Connections refused with 503 (queue full).\n"
+        "# TYPE affinity_http_shed_total counter\n"
+        "affinity_http_shed_total %lld\n",
+        static_cast<long long>(info.version), static_cast<long long>(engine_->fold_ins()),
+        static_cast<long long>(engine_->reloads()), static_cast<long long>(info.overlay_customers),
+        static_cast<long long>(info.new_products_pending), static_cast<long long>(shed_.load()));
     out += buf;
     out +=
         "# HELP affinity_index_size Vectors in each index.\n"
@@ -893,6 +897,7 @@ class HttpServer::Impl {
                          {"products", i.products},
                          {"overlay_customers", i.overlay_customers},
                          {"new_products", i.new_products},
+                         {"new_products_pending", i.new_products_pending},
                          {"fold_ins", engine_->fold_ins()},
                          {"indexes",
                           {{"items", IndexJson(i.item_index)},

@@ -77,6 +77,14 @@ TEST(AttributeFeatures, EveryCategoryLevelBrandPriceWordsAndTags) {
   // Each group's squared values sum to its weight (1): three levels of 1/3 each.
   EXPECT_NEAR(f["c1:Home"] * f["c1:Home"] * 3, 1.0, 1e-6);
   EXPECT_NEAR(f["w:red"] * f["w:red"] * 2, 1.0, 1e-6);
+
+  // A word or tag repeated counts once: the same features (the build before summed repeats, so
+  // "Pillow" 140 times in a title weighed the product up).
+  ItemAttributes repeated = item;
+  repeated.title = "Red mug red MUG red";
+  repeated.tags = {"Gift", "gift", "Gift"};
+  EXPECT_EQ(AttributeFeatures(repeated, ColdStartOptions()),
+            AttributeFeatures(item, ColdStartOptions()));
 }
 
 class ColdStartMethods : public ::testing::TestWithParam<ColdStartMethod> {};

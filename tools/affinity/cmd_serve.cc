@@ -106,7 +106,9 @@ int Run(ServeFlags& f) {
     });
   }
   // Every --refresh-candidates seconds, the audiences' candidate lists take in the purchases
-  // added since (ServingEngine::RefreshCandidates; nothing to do without new purchases).
+  // added since (ServingEngine::RefreshCandidates; nothing to do without new purchases), and the
+  // new products re-embedded since their index was made are indexed again when they are many
+  // (ServingEngine::ReindexNewProducts).
   std::mutex refresh_mu;
   std::condition_variable refresh_cv;
   bool stopping = false;  // guarded by refresh_mu
@@ -122,6 +124,13 @@ int Run(ServeFlags& f) {
           std::fprintf(
               stderr, "audience candidates refreshed with the purchases since (%.2f s)\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        }
+        const auto reindex_start = std::chrono::steady_clock::now();
+        if ((*engine)->ReindexNewProducts()) {
+          std::fprintf(
+              stderr, "new products re-embedded since the last index indexed (%.2f s)\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - reindex_start)
+                  .count());
         }
         lock.lock();
       }

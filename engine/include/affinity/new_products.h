@@ -98,14 +98,18 @@ struct PurchaseProfile {
 };
 
 // A product's keys for the features: its deepest category path, that path's parent (itself for
-// one level), its top level, its distinct title words (the first kMaxKeyWords in sorted order)
-// and tags (the first kMaxKeyTags).
+// one level), its top level, its distinct title words (the first max_words in sorted order) and
+// tags (the first max_tags). The product a feature is computed for has its keys bounded (so that
+// serving marks each catalog product's matches in one 32-bit mask); the products a customer
+// bought count with all of theirs (PurchaseProfile::Add), so serving indexes the catalog by
+// every word and tag (SIZE_MAX).
 inline constexpr size_t kMaxKeyWords = 24;
 inline constexpr size_t kMaxKeyTags = 5;
 struct ProductKeys {
   std::string category, parent, department;
   std::vector<std::string> words, tags;
-  explicit ProductKeys(const ItemAttributes& item);
+  explicit ProductKeys(const ItemAttributes& item, size_t max_words = kMaxKeyWords,
+                       size_t max_tags = kMaxKeyTags);
 };
 
 // σ = sqrt(mean over customers u and products i of (w_u · h_i)²), the RMS score of the model,

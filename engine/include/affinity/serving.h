@@ -74,6 +74,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "affinity/insights.h"
@@ -141,6 +142,10 @@ struct ModelInfo {
   // and building it took.
   int64_t new_products = 0;
   IndexInfo new_product_index;
+  // Of them, those (re)embedded with another vector since the index was made: their rows are
+  // stale, so each is scored exactly on every recommendation and similar-products request until
+  // the next reload (which indexes them again). Many of them slow those routes.
+  int64_t new_products_pending = 0;
   double new_products_seconds = 0;
   int64_t overlay_customers = 0;  // customers folded in since this snapshot was loaded
   std::string loaded_at;          // ISO 8601
@@ -329,6 +334,13 @@ class ServingEngine {
   // in. Waits for a reload in progress. Returns false, doing nothing, when no purchase was added
   // and no customer forgotten since the last refresh.
   bool RefreshCandidates();
+  // Indexes the new products again once many were re-embedded since their index was made (at
+  // least 256 and an eighth of them: ModelInfo::new_products_pending, scored exactly on every
+  // recommendation and similar-products request). Built beside serving, outside the locks, and
+  // swapped in; those re-embedded meanwhile stay pending. Waits for a reload in progress (which
+  // indexes them itself). Returns false, doing nothing, below that threshold. `affinity serve`
+  // calls it every --refresh-candidates seconds.
+  bool ReindexNewProducts();
 
   // ---- Customer insights ----
 
@@ -381,11 +393,16 @@ class ServingEngine {
   // Recomputes the product's entry in the state's new-product vectors.
   void RefreshNewProduct(uint32_t product);
   // Sets (or, for an empty v, drops) the product's vector on `state`, whose mu the caller holds
-  // exclusively; marks it pending (scored exactly) and logs it for a concurrent reload.
+  // exclusively; marks it pending (scored exactly) unless the vector is the one it had, and logs
+  // it for a concurrent reload or re-index.
   static void StoreNewProduct(State* state, uint32_t product, Eigen::VectorXf v,
                               std::string source);
   // Fills a state's new-product vectors (every known product without a trained row).
   void EmbedNewProducts(State* state) const;
+  // The new-product indexes (by inner product, by cosine) over `vectors` (a row per product id,
+  // zero for those without a vector); null (and a message on stderr) if they cannot be built.
+  std::pair<std::shared_ptr<const VectorIndex>, std::shared_ptr<const VectorIndex>>
+  IndexNewProducts(const Model& model, RowMajorMatrixXf vectors) const;
 
   Store* store_;
   std::string root_;
