@@ -1104,9 +1104,9 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
     TopK<uint32_t> merged(k);
     for (const auto& [score, p] : top) merged.Push(score, p);
     std::shared_ptr<const VectorIndex> index;
-    // Those scored exactly here: not taken again from the index (its row of one may be current
-    // again, after a re-index between the two looks at `pending`).
-    std::unordered_set<uint32_t> scored;
+    // Those scored exactly here (sorted): not taken again from the index (its row of one may be
+    // current again, after a re-index between the two looks at `pending`).
+    std::vector<uint32_t> scored;
     {
       std::shared_lock lock(state->mu);
       auto exact = [&](uint32_t p) {
@@ -1122,7 +1122,8 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
         }
       } else {
         index = state->new_index;
-        scored = state->pending;
+        scored.assign(state->pending.begin(), state->pending.end());
+        std::sort(scored.begin(), scored.end());
         for (uint32_t p : scored) exact(p);
       }
     }
@@ -1139,7 +1140,8 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
         std::shared_lock lock(state->mu);
         for (const auto& hit : hits) {
           const auto p = static_cast<uint32_t>(hit.row);
-          if (!scored.count(p) && !state->pending.count(p) && eligible(p)) {
+          if (!std::binary_search(scored.begin(), scored.end(), p) && !state->pending.count(p) &&
+              eligible(p)) {
             merged.Push(hit.score, p);
             ++eligible_hits;
           }
@@ -1228,12 +1230,13 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
   // trained products' answer.
   TopK<uint32_t> newest(want);
   std::shared_ptr<const VectorIndex> new_similar;
-  std::unordered_set<uint32_t> scored;  // exactly, here: not taken again from the index
+  std::vector<uint32_t> scored;  // exactly, here (sorted): not taken again from the index
   {
     std::shared_lock caches_lock(caches_->mu);  // caches before state, as everywhere
     std::shared_lock lock(state->mu);
     new_similar = state->new_similar;
-    scored = state->pending;
+    scored.assign(state->pending.begin(), state->pending.end());
+    std::sort(scored.begin(), scored.end());
     for (uint32_t p : scored) {
       auto it = state->new_products.find(p);
       if (it == state->new_products.end() || p == id.value || !caches_->Available(p)) continue;
@@ -1254,7 +1257,8 @@ Result<std::vector<SimilarProduct>> ServingEngine::Similar(std::string_view prod
       std::shared_lock lock(state->mu);
       for (const auto& hit : hits) {
         const auto p = static_cast<uint32_t>(hit.row);
-        if (p == id.value || scored.count(p) || state->pending.count(p) || !caches_->Available(p)) {
+        if (p == id.value || std::binary_search(scored.begin(), scored.end(), p) ||
+            state->pending.count(p) || !caches_->Available(p)) {
           continue;
         }
         newest.Push(hit.score, p);
@@ -1395,7 +1399,9 @@ ServingEngine::IndexNewProducts(const Model& model, RowMajorMatrixXf vectors) co
 }
 
 bool ServingEngine::ReindexNewProducts() {
-  std::lock_guard reload_lock(reload_mu_);  // a reload indexes them itself
+  // Not under reload_mu_ (a forget or reload would wait for the build): a reload that retires
+  // this state meanwhile makes the swap below a no-op, and the new state indexes its own.
+  std::lock_guard reindex_lock(reindex_mu_);
   constexpr size_t kMinPending = 256;
   std::shared_ptr<State> state = current();
   const Model& model = *state->model;

@@ -445,7 +445,9 @@ Result<ProductAttributes> ParseProduct(const json& j) {
     // Levels given one by one: each is a name, since the stored path joins them with '/', and is
     // trimmed of spaces as the levels of a path are (so that "Garden " is the "Garden" a stated
     // interest or a category filter names).
-    for (std::string& level : a.category ? *a.category : a.category.emplace()) {
+    // (Absent or null, it stays unset: the stored category is kept.)
+    std::vector<std::string> no_levels;
+    for (std::string& level : a.category ? *a.category : no_levels) {
       std::vector<std::string> name = SplitCategory(level);
       if (name.size() != 1 || level.find('/') != std::string::npos) {
         return Status::InvalidArgument(
@@ -701,7 +703,7 @@ class HttpServer::Impl {
         "# TYPE affinity_overlay_customers gauge\n"
         "affinity_overlay_customers %lld\n"
         "# HELP affinity_new_products_pending New products re-embedded since their index "
-        "was made (scored exactly per request until a reload).\n"
+        "was made (scored exactly per request until indexed again).\n"
         "# TYPE affinity_new_products_pending gauge\n"
         "affinity_new_products_pending %lld\n"
         "# HELP affinity_http_shed_total Connections refused with 503 (queue full).\n"

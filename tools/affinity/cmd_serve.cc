@@ -241,7 +241,8 @@ Command RegisterServe(CLI::App& app) {
   sub->add_flag("--no-insights", f->no_insights, "Do not fit the insights model at start");
   sub->add_option("--refresh-candidates", f->refresh_candidates_s,
                   "Seconds between refreshes of the audience candidate lists with the purchases "
-                  "since (0: only at start and reload)")
+                  "since, and between checks whether new products re-embedded since their index "
+                  "are many enough to index again (0: only at start and reload)")
       ->capture_default_str();
   return [f] { return Run(*f); };
 }

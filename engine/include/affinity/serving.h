@@ -144,7 +144,7 @@ struct ModelInfo {
   IndexInfo new_product_index;
   // Of them, those (re)embedded with another vector since the index was made: their rows are
   // stale, so each is scored exactly on every recommendation and similar-products request until
-  // the next reload (which indexes them again). Many of them slow those routes.
+  // they are indexed again (ReindexNewProducts, once they are many; or a reload).
   int64_t new_products_pending = 0;
   double new_products_seconds = 0;
   int64_t overlay_customers = 0;  // customers folded in since this snapshot was loaded
@@ -336,10 +336,11 @@ class ServingEngine {
   bool RefreshCandidates();
   // Indexes the new products again once many were re-embedded since their index was made (at
   // least 256 and an eighth of them: ModelInfo::new_products_pending, scored exactly on every
-  // recommendation and similar-products request). Built beside serving, outside the locks, and
-  // swapped in; those re-embedded meanwhile stay pending. Waits for a reload in progress (which
-  // indexes them itself). Returns false, doing nothing, below that threshold. `affinity serve`
-  // calls it every --refresh-candidates seconds.
+  // recommendation and similar-products request). Built beside serving, outside the locks (a
+  // reload or forget does not wait for it), and swapped in; those re-embedded meanwhile stay
+  // pending, and a state a reload retired meanwhile is left as it is (the new one indexes its
+  // own). Returns false, doing nothing, below that threshold. `affinity serve` calls it every
+  // --refresh-candidates seconds.
   bool ReindexNewProducts();
 
   // ---- Customer insights ----
@@ -417,6 +418,7 @@ class ServingEngine {
   mutable std::mutex state_mu_;  // guards state_ (the pointer, not the state)
   std::shared_ptr<State> state_;
   std::mutex reload_mu_;            // one reload at a time
+  std::mutex reindex_mu_;           // one ReindexNewProducts at a time
   mutable std::mutex insights_mu_;  // guards insights_
   std::shared_ptr<const InsightsModel> insights_;
   std::atomic<int64_t> newest_event_{0};
