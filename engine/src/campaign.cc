@@ -70,12 +70,37 @@ struct Compiled {
   }
 };
 
+// The day (UTC) of a time, counted from 1970-01-01.
+int64_t UtcDay(UnixSeconds t) { return t / 86400 - (t % 86400 < 0 ? 1 : 0); }
+
 Status CheckTemplate(const std::string& source, const char* field) {
   mustache::mustache t(source);
   if (!t.is_valid()) {
     return Status::InvalidArgument("template does not parse: " + t.error_message(), field);
   }
   return Status::Ok();
+}
+
+// The link a URL template makes (for a sample customer and product) is absolute: http(s), or
+// mailto: where `mailto` (the unsubscribe links). A letter with a relative link would be built
+// for nobody (its List-Unsubscribe header refuses one): refused up front instead.
+Status CheckLink(const std::string& source, const std::string& shop_url, const char* field,
+                 bool mailto) {
+  mustache::mustache t(source);
+  mustache::data d;
+  d.set("shop_url", shop_url);
+  d.set("customer", "c1");
+  d.set("token", "t");
+  d.set("product", "p1");
+  const std::string url = t.render(d);
+  if (url.starts_with("https://") || url.starts_with("http://") ||
+      (mailto && url.starts_with("mailto:"))) {
+    return Status::Ok();
+  }
+  return Status::InvalidArgument(std::string("must make an absolute http(s)") +
+                                     (mailto ? " or mailto: " : " ") + "link; with shop_url '" +
+                                     shop_url + "' it makes '" + url + "'",
+                                 field);
 }
 
 Result<std::string> Render(mustache::mustache& t, const mustache::data& data, const char* field) {
@@ -235,13 +260,18 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
   // What the ledger says: products told and recent letters, per customer.
   std::unordered_map<uint32_t, std::unordered_set<uint32_t>> told;
   std::unordered_map<uint32_t, int> recent_letters;
-  const auto cap_from = now - static_cast<UnixSeconds>(options.frequency_cap_days * 86400);
+  // The cap counts whole days (UTC): a letter of day D counts on days D .. D + N - 1 (N the cap's
+  // days, rounded up), so a run at the same hour every week is not capped by last week's letters,
+  // which went out a little after that run's start (an exact 7 × 24 h window capped them).
+  const int64_t today = UtcDay(now);
+  const auto cap_days = static_cast<int64_t>(std::ceil(options.frequency_cap_days));
   AFFINITY_RETURN_IF_ERROR(store.ScanLetters([&](const LedgerLetter& l) {
     auto& products = told[l.customer.value];
     for (const LetterProduct& p : l.products) products.insert(p.product.value);
     const UnixSeconds at = l.status == LetterStatus::kSent ? l.sent_at : l.planned_at;
-    if (l.campaign != campaign_id && at >= cap_from && at <= now)
+    if (l.campaign != campaign_id && at <= now && UtcDay(at) > today - cap_days) {
       ++recent_letters[l.customer.value];
+    }
     return true;
   }));
 
@@ -415,6 +445,9 @@ class LetterRenderer {
     AFFINITY_ASSIGN_OR_RETURN(std::string unsubscribe,
                               affinity::Render(unsubscribe_url_, link, "unsubscribe_url"));
     d.set("unsubscribe_url", unsubscribe);
+    // The List-Unsubscribe header: the one-click URL (RFC 8058, unsubscribes on POST) when there
+    // is one, else the letter's link, without one-click (it opens a page, which a mail client's
+    // one-click POST would not unsubscribe through).
     std::string one_click = unsubscribe;
     if (!options_.one_click_url.empty()) {
       AFFINITY_ASSIGN_OR_RETURN(one_click, affinity::Render(one_click_url_, link, "one_click_url"));
@@ -433,13 +466,15 @@ class LetterRenderer {
     m.message_id = local + "." + std::to_string(letter.customer.value) + "@" +
                    options_.from_address.substr(options_.from_address.find('@') + 1);
     m.unsubscribe_url = one_click;
+    m.one_click = !options_.one_click_url.empty();
     m.date = letter.sent_at > 0 ? letter.sent_at : WallClock();
     // What the message refuses comes from this customer's data (an unsubscribe link made too
     // long by their id): FailedPrecondition, so the run skips this letter and goes on.
     auto message = BuildMimeMessage(m);
     if (!message.ok()) {
-      return Status::FailedPrecondition("the letter to customer '" + customer +
-                                        "' cannot be built: " + message.status().ToString());
+      return Status::FailedPrecondition("the letter to customer #" +
+                                        std::to_string(letter.customer.value) +
+                                        " cannot be built: " + message.status().ToString());
     }
     OutgoingLetter out;
     out.envelope_from = options_.from_address;
@@ -552,11 +587,14 @@ Status LetterOptions::Validate() const {
   if (!carries_token(unsubscribe_url)) {
     return Status::InvalidArgument("the unsubscribe link must carry {{token}}", "unsubscribe_url");
   }
+  AFFINITY_RETURN_IF_ERROR(CheckLink(product_url, shop_url, "product_url", /*mailto=*/false));
+  AFFINITY_RETURN_IF_ERROR(CheckLink(unsubscribe_url, shop_url, "unsubscribe_url", true));
   if (!one_click_url.empty()) {
     AFFINITY_RETURN_IF_ERROR(CheckTemplate(one_click_url, "one_click_url"));
     if (!carries_token(one_click_url)) {
       return Status::InvalidArgument("the one-click link must carry {{token}}", "one_click_url");
     }
+    AFFINITY_RETURN_IF_ERROR(CheckLink(one_click_url, shop_url, "one_click_url", true));
   }
   return Status::Ok();
 }
@@ -669,6 +707,25 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   const auto plan_start = std::chrono::steady_clock::now();
   std::vector<LedgerLetter> pending;
   if (record) {
+    // A campaign resumes with the plan it made: a run asking for another plan under its id (other
+    // products, other rules) is refused rather than silently given the old one.
+    const nlohmann::json asked = {{"since", options.since ? FormatTimestamp(*options.since) : ""},
+                                  {"products", options.products},
+                                  {"min_probability", options.min_probability},
+                                  {"products_per_letter", options.products_per_letter},
+                                  {"frequency_cap_letters", options.frequency_cap_letters},
+                                  {"frequency_cap_days", options.frequency_cap_days},
+                                  {"max_letters", options.max_letters}};
+    for (const auto& [key, value] : asked.items()) {
+      auto it = record->details.find(key);
+      if (it == record->details.end() || *it == value) continue;
+      return Status::InvalidArgument("campaign '" + report.campaign_id + "' was planned with " +
+                                         key + " " + it->dump() + ", this run asks for " +
+                                         value.dump() +
+                                         ": give the same options to resume it, or another "
+                                         "campaign id for a new one",
+                                     "campaign_id");
+    }
     report.resumed = true;
     if (auto it = record->details.find("plan"); it != record->details.end()) {
       AFFINITY_RETURN_IF_ERROR(RestorePlan(*it, &report));
@@ -748,14 +805,20 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
       // Refused for good by the receiving server: recorded, never retried.
       failures_in_a_row = 0;
       ++report.letters_rejected;
-      if (report.errors.size() < 10) report.errors.push_back(sent.message());
+      if (report.errors.size() < 10) {
+        report.errors.push_back("customer #" + std::to_string(letter.customer.value) + ": " +
+                                sent.message());
+      }
       Status marked = store.MarkLetterRejected(letter.customer, report.campaign_id, clock());
       if (!marked.ok() && marked.code() != StatusCode::kNotFound) return marked;
       continue;
     }
     if (!sent.ok()) {
       ++report.letters_failed;
-      if (report.errors.size() < 10) report.errors.push_back(sent.ToString());
+      if (report.errors.size() < 10) {
+        report.errors.push_back("customer #" + std::to_string(letter.customer.value) + ": " +
+                                sent.ToString());
+      }
       if (++failures_in_a_row >= 10) {
         report.errors.push_back("stopped after 10 delivery failures in a row");
         break;

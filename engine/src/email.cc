@@ -271,7 +271,7 @@ Result<std::string> BuildMimeMessage(const EmailMessage& m) {
   header("MIME-Version", "1.0");
   if (!m.unsubscribe_url.empty()) {
     header("List-Unsubscribe", "<" + m.unsubscribe_url + ">");
-    if (!m.unsubscribe_url.starts_with("mailto:")) {
+    if (m.one_click && !m.unsubscribe_url.starts_with("mailto:")) {
       header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click");
     }
   }
@@ -424,11 +424,18 @@ class Smtp final : public LetterSink {
     if (rc != CURLE_OK) {
       long reply = 0;
       curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &reply);
-      std::string message = "SMTP delivery to " + letter.recipient + " failed: " +
-                            (error[0] ? std::string(error.data()) : curl_easy_strerror(rc));
+      // (No address in the message: it ends up in reports and logs.)
+      const std::string said = error[0] ? std::string(error.data()) : curl_easy_strerror(rc);
+      std::string message = "SMTP delivery failed: " + said;
       if (reply > 0) message += " (server reply " + std::to_string(reply) + ")";
-      // 5xx: the server refused this recipient or message for good; retrying will not help.
-      if (reply >= 500 && reply < 600) return Status::FailedPrecondition(message);
+      // Refused for good, so never retried: a 5xx to this letter's recipient (RCPT) or to the
+      // message itself (the reply after its data, which libcurl reports as a receive error). A
+      // 5xx anywhere else is the server refusing the session, whatever the letter: a wrong
+      // password (535), authentication or TLS required (530), the sender refused at MAIL
+      // (550/553), the greeting (554): worth retrying once the configuration is fixed, and
+      // counted toward the run's stop after 10 failures in a row.
+      const bool this_letter = said.starts_with("RCPT failed") || rc == CURLE_RECV_ERROR;
+      if (reply >= 500 && reply < 600 && this_letter) return Status::FailedPrecondition(message);
       return Status::IOError(message);
     }
     return Status::Ok();

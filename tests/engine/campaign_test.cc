@@ -193,6 +193,51 @@ TEST_F(CampaignTest, AStatedInterestIsAReasonForACustomerWithoutPurchases) {
   EXPECT_NE(theirs->message.find("Hello Nia,"), std::string::npos);
 }
 
+// The cap counts whole days: a run at the same hour a week later is not capped by the letters of
+// the last one (with an exact 7 × 24 h window, a run starting a minute earlier in the day was),
+// and one six days later is.
+TEST_F(CampaignTest, AWeeklyRunIsNotCappedByLastWeeksLetters) {
+  CampaignOptions o = Options();
+  o.now = LaunchDay(126.4);
+  MemorySink first;
+  auto report = Run(o, &first);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_FALSE(first.letters.empty());
+  AddProduct("kx3", 'k', LaunchDay(130));
+  o.products = {"kx3"};
+  o.campaign_id = "kx3-six-days";
+  o.now = LaunchDay(132.4);
+  o.dry_run = true;
+  MemorySink six;
+  auto capped = Run(o, &six);
+  ASSERT_TRUE(capped.ok()) << capped.status().ToString();
+  EXPECT_GT(capped->suppressed["frequency_cap"], 0);
+  o.campaign_id = "kx3-week";
+  o.now = LaunchDay(133.4) - 60;  // a minute earlier in the day than last week's run
+  MemorySink week;
+  auto weekly = Run(o, &week);
+  ASSERT_TRUE(weekly.ok()) << weekly.status().ToString();
+  EXPECT_EQ(weekly->suppressed.count("frequency_cap"), 0u);
+}
+
+// A campaign id resumes its own plan only: asked again with other options (a later --since under
+// the same id), the run is refused, where the build before resumed the old plan and sent nothing.
+TEST_F(CampaignTest, ACampaignIdAskedForAnotherPlanIsRefused) {
+  CampaignOptions o = Options();
+  o.campaign_id = "weekly";
+  MemorySink first;
+  ASSERT_TRUE(Run(o, &first).ok());
+  ASSERT_FALSE(first.letters.empty());
+  MemorySink again;
+  auto resumed = Run(o, &again);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_TRUE(resumed->resumed);
+  o.since = LaunchDay(125.5);
+  auto other = Run(o, &again);
+  EXPECT_EQ(other.status().field(), "campaign_id") << other.status().ToString();
+  EXPECT_NE(other.status().message().find("since"), std::string::npos);
+}
+
 TEST_F(CampaignTest, FrequencyCapAndNeverTwiceAcrossCampaigns) {
   MemorySink first;
   auto report = Run(Options(), &first);

@@ -123,6 +123,12 @@ TEST(Email, MimeMessageHasBothPartsAndSafeHeaders) {
   EXPECT_NE(s.find("Message-ID: <c1.7@shop.example>\r\n"), std::string::npos);
   EXPECT_NE(s.find("List-Unsubscribe: <https://shop.example/unsubscribe?customer=c7&token=abc>"),
             std::string::npos);
+  // One-click (mail clients POST to the link and say it is done) only when asked: the letter's
+  // link opens a page, which a POST would not unsubscribe through.
+  EXPECT_EQ(s.find("List-Unsubscribe-Post:"), std::string::npos);
+  m.one_click = true;
+  EXPECT_NE(BuildMimeMessage(m)->find("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            std::string::npos);
   EXPECT_NE(s.find("Date: "), std::string::npos);
   EXPECT_NE(s.find("Content-Type: multipart/alternative; boundary=\""), std::string::npos);
   const size_t text_part = s.find("Content-Type: text/plain; charset=utf-8");

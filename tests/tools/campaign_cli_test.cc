@@ -45,9 +45,11 @@ nlohmann::json Report(const RunResult& r) {
 // The SMTP server, for the lifetime of the object.
 class SmtpSink {
  public:
-  explicit SmtpSink(const ScratchDir& dir, const std::vector<std::string>& reject = {})
+  explicit SmtpSink(const ScratchDir& dir, const std::vector<std::string>& reject = {},
+                    bool refuse_senders = false)
       : log_(dir.Sub("smtp.jsonl")) {
     const std::string port_file = dir.Sub("smtp.port");
+    std::filesystem::remove(port_file);  // an earlier sink's
     const std::string script = std::string(AFFINITY_SOURCE_DIR) + "/tests/tools/smtp_sink.py";
     std::vector<std::string> args = {"/usr/bin/python3", script,   "--log", log_,
                                      "--port-file",      port_file};
@@ -55,6 +57,7 @@ class SmtpSink {
       args.push_back("--reject");
       args.push_back(address);
     }
+    if (refuse_senders) args.push_back("--refuse-senders");
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -243,6 +246,12 @@ TEST(CampaignCli, EmlFilesDryRunAndBadInput) {
   EXPECT_EQ(RunCli(CampaignArgs(dir, "--dry-run --campaign-id 'a b'")).exit_code, 2);
   EXPECT_EQ(RunCli(CampaignArgs(dir, "--smtp http://x --out y")).exit_code, 2);
   EXPECT_EQ(RunCli(CampaignArgs(dir, "--smtp http://127.0.0.1:1")).exit_code, 2);
+  // A shop URL without a scheme makes every unsubscribe link relative: refused up front, not
+  // every letter skipped with exit 0 (the build before).
+  RunResult relative = testing::RunCli(CampaignArgs(dir, "--dry-run --shop-url www.shop.example"),
+                                       "", /*keep_stderr=*/true);
+  EXPECT_EQ(relative.exit_code, 2) << relative.output;
+  EXPECT_NE(relative.output.find("www.shop.example"), std::string::npos) << relative.output;
   EXPECT_EQ(RunCli("campaign --help").exit_code, 0);
 }
 
@@ -274,6 +283,33 @@ TEST(CampaignCli, RefusedRecipientsAreNotRetriedAndDryRunsRunBesideAWriter) {
   EXPECT_EQ(Report(again)["letters_pending"], 0);
 }
 
+// A server that refuses the session (here: every MAIL FROM, as one that wants authentication;
+// a wrong password or a refused sender alike) refuses no letter for good: they fail, the run
+// stops after 10 and exits 1, and the next run against a working server sends them all. The
+// build before took any 5xx for a refused recipient: every letter marked rejected, never sent,
+// exit 0.
+TEST(CampaignCli, ServerRefusingTheSessionFailsLettersInsteadOfRejectingThem) {
+  ScratchDir dir;
+  MakeShop(dir);
+  {
+    SmtpSink refusing(dir, {}, /*refuse_senders=*/true);
+    ASSERT_TRUE(refusing.ready());
+    RunResult run = RunCli(CampaignArgs(dir, "--smtp " + refusing.url()));
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    nlohmann::json report = Report(run);
+    EXPECT_EQ(report["letters_rejected"], 0);
+    EXPECT_EQ(report["letters_failed"], 10);
+    EXPECT_EQ(report["letters_pending"], report["letters_planned"]);
+    EXPECT_NE(report["errors"][0].get<std::string>().find("530"), std::string::npos);
+  }
+  SmtpSink smtp(dir);
+  ASSERT_TRUE(smtp.ready());
+  RunResult up = RunCli(CampaignArgs(dir, "--smtp " + smtp.url()));
+  ASSERT_EQ(up.exit_code, 0) << up.output;
+  EXPECT_GT(Report(up)["letters_sent"].get<int>(), 10);
+  EXPECT_EQ(Report(up)["letters_pending"], 0);
+}
+
 TEST(CampaignCli, ServerDownLeavesLettersPendingAndExitsOne) {
   ScratchDir dir;
   MakeShop(dir);
@@ -284,7 +320,9 @@ TEST(CampaignCli, ServerDownLeavesLettersPendingAndExitsOne) {
   EXPECT_EQ(report["letters_sent"], 0);
   EXPECT_EQ(report["letters_failed"], 10);
   EXPECT_EQ(report["letters_pending"], report["letters_planned"]);
-  EXPECT_NE(report["errors"][0].get<std::string>().find("SMTP delivery to"), std::string::npos);
+  const std::string error = report["errors"][0];
+  EXPECT_NE(error.find("SMTP delivery failed"), std::string::npos) << error;
+  EXPECT_EQ(error.find('@'), std::string::npos) << "no address in the report: " << error;
   // Once the server is back, the next run delivers them all.
   SmtpSink smtp(dir);
   ASSERT_TRUE(smtp.ready());

@@ -5,7 +5,7 @@ Every message it accepts is parsed with Python's email package and summarized as
 --log: envelope, headers, MIME structure, parsing defects, and the decoded text part. It writes
 its port to --port-file once it listens, and runs until SIGTERM.
 
-    smtp_sink.py --log messages.jsonl --port-file port [--reject address ...]
+    smtp_sink.py --log messages.jsonl --port-file port [--reject address ...] [--refuse-senders]
 """
 import argparse
 import email
@@ -20,10 +20,18 @@ from aiosmtpd.controller import Controller
 
 
 class Recorder:
-    def __init__(self, log, reject):
+    def __init__(self, log, reject, refuse_senders):
         self.log = log
         self.reject = set(reject)
+        self.refuse_senders = refuse_senders
         self.lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.refuse_senders:  # as a server that wants authentication first
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.reject:
@@ -64,11 +72,13 @@ def main():
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--reject", action="append", default=[],
                     help="refuse this recipient with 550 (repeatable)")
+    ap.add_argument("--refuse-senders", action="store_true",
+                    help="refuse every MAIL FROM with 530 (authentication required)")
     args = ap.parse_args()
     with socket.socket() as s:  # a free port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    controller = Controller(Recorder(args.log, args.reject), hostname="127.0.0.1", port=port)
+    controller = Controller(Recorder(args.log, args.reject, args.refuse_senders), hostname="127.0.0.1", port=port)
     controller.start()
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(port))

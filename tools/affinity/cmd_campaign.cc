@@ -224,7 +224,8 @@ Command RegisterCampaign(CLI::App& app) {
                   "Write the built-in templates to this directory and exit");
   sub->add_option("--campaign-id", f->campaign_id,
                   "Campaign id (default: new-since-DATE, or products-HASH of the product list)");
-  sub->add_option("--products-per-letter", f->options.products_per_letter)
+  sub->add_option("--products-per-letter", f->options.products_per_letter,
+                  "Most new products in one customer's letter (the likeliest)")
       ->capture_default_str()
       ->check(CLI::Range(1, 50));
   sub->add_option("--min-probability", f->options.min_probability,
@@ -238,16 +239,22 @@ Command RegisterCampaign(CLI::App& app) {
                   "campaigns (0: no cap)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
-  sub->add_option("--frequency-cap-days", f->options.frequency_cap_days)
+  sub->add_option("--frequency-cap-days", f->options.frequency_cap_days,
+                  "The cap's window, in whole days (UTC) counting today")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3650.0));
   sub->add_option("--max-letters", f->options.max_letters,
                   "Most letters (keeping those with the most expected buyers; 0: no cap)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
-  sub->add_option("--now", f->now, "The time of the run, for the frequency cap (default: now)");
-  sub->add_option("--shop-name", f->letter.shop_name)->capture_default_str();
-  sub->add_option("--shop-url", f->letter.shop_url)->capture_default_str();
+  sub->add_option("--now", f->now,
+                  "The time of the run: the frequency cap's today, the ledger's times and the "
+                  "letters' Date (default: now)");
+  sub->add_option("--shop-name", f->letter.shop_name, "The shop, in letters and as sender name")
+      ->capture_default_str();
+  sub->add_option("--shop-url", f->letter.shop_url,
+                  "The shop's absolute http(s) URL, for the links ({{shop_url}})")
+      ->capture_default_str();
   sub->add_option("--from", f->letter.from_address, "Sender address")->capture_default_str();
   sub->add_option("--from-name", f->letter.from_name, "Sender name (default: the shop name)");
   sub->add_option("--product-url", f->letter.product_url,

@@ -13,7 +13,8 @@
 //       already_told   every product of theirs was in an earlier letter (any campaign);
 //                      products already told are dropped from a letter that keeps others;
 //       frequency_cap  they got `frequency_cap_letters` letters (any other campaign, pending or
-//                      sent) in the `frequency_cap_days` before now;
+//                      sent) in the last `frequency_cap_days` whole days (UTC, rounded up;
+//                      today included);
 //       letter_cap     beyond `max_letters`, keeping the letters with the most expected buyers.
 //     Pairs below `min_probability` never enter (counted as below_min_probability, per
 //     customer-product pair, not per letter). The plan, every letter pending, is written to the
@@ -78,8 +79,10 @@ struct LetterOptions {
   std::string unsubscribe_url = "{{shop_url}}/unsubscribe?customer={{customer}}&token={{token}}";
   // Mustache template of the List-Unsubscribe header's URL, which mail clients POST to for a
   // one-click unsubscribe (RFC 8058), e.g. the server's /v1/unsubscribe?customer=&token=.
-  // Empty: the unsubscribe link. (The link in the letter should open a page with a button: link
-  // scanners follow links with GET.)
+  // Empty: the header carries the unsubscribe link, without one-click (the link in the letter
+  // should open a page with a button: link scanners follow links with GET; a mail client's
+  // one-click POST to that page would unsubscribe nobody). Every link template must make an
+  // absolute http(s) link (the unsubscribe ones may be mailto:), checked by Validate.
   std::string one_click_url;
   std::string currency = "£";  // printed before prices
   // Validates the addresses and URL templates. InvalidArgument naming the field.

@@ -46,8 +46,11 @@ struct EmailMessage {
   std::string text;          // text/plain part, UTF-8
   std::string html;          // text/html part, UTF-8
   std::string message_id;    // without angle brackets: "local@domain", validated like an address
-  // The unsubscribe URL (List-Unsubscribe header, RFC 2369, with RFC 8058 one-click); empty: none.
+  // The unsubscribe URL (List-Unsubscribe header, RFC 2369); empty: none. With `one_click`, also
+  // List-Unsubscribe-Post (RFC 8058): mail clients then POST to it and tell the reader they are
+  // unsubscribed, so it must unsubscribe on POST (as the server's POST /v1/unsubscribe does).
   std::string unsubscribe_url;
+  bool one_click = false;
   UnixSeconds date = 0;
 };
 
@@ -79,8 +82,9 @@ class LetterSink {
   // Delivers one letter; OK only once it is accepted (file durable / server said 250).
   // Delivering the same letter twice must be harmless where the medium allows (a file sink
   // overwrites the same file). FailedPrecondition when this letter is refused for good (an SMTP
-  // 5xx reply: unknown recipient, message rejected), IOError for a failure worth retrying
-  // (connection, timeout, 4xx, disk).
+  // 5xx reply to its recipient, or to its message after the data), IOError for a failure worth
+  // retrying (connection, timeout, 4xx, disk, and a 5xx that refuses the session whatever the
+  // letter: authentication, TLS, the sender, the greeting). Messages carry no address.
   virtual Status Deliver(const OutgoingLetter& letter) = 0;
   // What the sink is, for reports: "eml:DIR" or "smtp:URL" (without credentials).
   virtual std::string Describe() const = 0;
