@@ -282,10 +282,22 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
   std::sort(customers.begin(), customers.end());
   struct Planned {
     double expected = 0;
-    std::string external;
+    std::string external, address;
     LedgerLetter letter;
     std::vector<size_t> products;
   };
+  // An address is a person's, whatever account it is stored on: one that opted out on any
+  // account gets no letter on another, and an address gets one letter per campaign.
+  auto address_of = [](const std::string& email) {
+    std::string a = email;
+    for (char& c : a) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    return a;
+  };
+  std::unordered_set<std::string> opted_out_addresses;
+  AFFINITY_RETURN_IF_ERROR(store.ScanCustomers([&](CustomerId, const CustomerProfile& p) {
+    if (p.opted_out.value_or(false) && p.email) opted_out_addresses.insert(address_of(*p.email));
+    return true;
+  }));
   std::vector<Planned> planned;
   for (const std::string& external : customers) {
     auto id = store.FindCustomer(external);
@@ -306,6 +318,10 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
     }
     if (!IsValidEmailAddress(*profile.email)) {
       ++report->suppressed["invalid_email"];
+      continue;
+    }
+    if (opted_out_addresses.count(address_of(*profile.email))) {
+      ++report->suppressed["address_opted_out"];
       continue;
     }
     std::vector<Candidate>& cands = by_customer[external];
@@ -332,6 +348,7 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
       cands.resize(static_cast<size_t>(options.products_per_letter));
     }
     Planned p;
+    p.address = address_of(*profile.email);
     p.external = external;
     p.letter.customer = *id;
     p.letter.campaign = campaign_id;
@@ -345,9 +362,18 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
     }
     planned.push_back(std::move(p));
   }
+  // One letter per address: the account whose letter has the most expected buyers keeps it.
+  std::stable_sort(planned.begin(), planned.end(),
+                   [](const Planned& a, const Planned& b) { return a.expected > b.expected; });
+  {
+    std::unordered_set<std::string> addressed;
+    const size_t before = planned.size();
+    std::erase_if(planned, [&](const Planned& p) { return !addressed.insert(p.address).second; });
+    if (planned.size() < before) {
+      report->suppressed["same_address"] += static_cast<int64_t>(before - planned.size());
+    }
+  }
   if (options.max_letters > 0 && planned.size() > static_cast<size_t>(options.max_letters)) {
-    std::stable_sort(planned.begin(), planned.end(),
-                     [](const Planned& a, const Planned& b) { return a.expected > b.expected; });
     report->suppressed["letter_cap"] += static_cast<int64_t>(planned.size()) - options.max_letters;
     planned.resize(static_cast<size_t>(options.max_letters));
   }

@@ -238,6 +238,46 @@ TEST_F(CampaignTest, ACampaignIdAskedForAnotherPlanIsRefused) {
   EXPECT_NE(other.status().message().find("since"), std::string::npos);
 }
 
+// An address is a person's: two accounts with one address (letter case aside) get one letter,
+// the one with more expected buyers; once either account opts out, neither gets one. The build
+// before wrote to the address twice, and after the opt-out still once.
+TEST_F(CampaignTest, OneLetterPerAddressAndAnOptOutCoversIt) {
+  CampaignOptions o = Options();
+  o.dry_run = true;
+  MemorySink before;
+  ASSERT_TRUE(Run(o, &before).ok());
+  const std::vector<std::string> told = before.Recipients();
+  ASSERT_GE(told.size(), 2u);
+  const std::string first = told[0], second = told[1];
+  CustomerProfile shared;
+  shared.email = "SHARED@Mail.Example";
+  ASSERT_TRUE(engine_->UpsertCustomer(first, shared).ok());
+  shared.email = "shared@mail.example";
+  ASSERT_TRUE(engine_->UpsertCustomer(second, shared).ok());
+  MemorySink together;
+  auto report = Run(o, &together);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->suppressed["same_address"], 1);
+  int to_shared = 0;
+  for (const auto& l : together.letters) {
+    to_shared += l.recipient == "SHARED@Mail.Example" || l.recipient == "shared@mail.example";
+  }
+  EXPECT_EQ(to_shared, 1);
+  EXPECT_EQ(together.letters.size(), before.letters.size() - 1);
+
+  CustomerProfile out;
+  out.opted_out = true;
+  ASSERT_TRUE(engine_->UpsertCustomer(first, out).ok());
+  MemorySink after;
+  report = Run(o, &after);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->suppressed["address_opted_out"], 1);
+  for (const auto& l : after.letters) {
+    EXPECT_NE(l.recipient, "shared@mail.example");
+    EXPECT_NE(l.recipient, "SHARED@Mail.Example");
+  }
+}
+
 TEST_F(CampaignTest, FrequencyCapAndNeverTwiceAcrossCampaigns) {
   MemorySink first;
   auto report = Run(Options(), &first);

@@ -10,11 +10,14 @@
 //       opted_out      the customer opted out (CustomerProfile::opted_out);
 //       no_email       no email address stored;
 //       invalid_email  an address IsValidEmailAddress refuses;
+//       address_opted_out  another account with the same address (case aside) opted out;
 //       already_told   every product of theirs was in an earlier letter (any campaign);
 //                      products already told are dropped from a letter that keeps others;
 //       frequency_cap  they got `frequency_cap_letters` letters (any other campaign, pending or
 //                      sent) in the last `frequency_cap_days` whole days (UTC, rounded up;
 //                      today included);
+//       same_address   another account with the same address has a letter in this campaign
+//                      with more expected buyers (one letter per address);
 //       letter_cap     beyond `max_letters`, keeping the letters with the most expected buyers.
 //     Pairs below `min_probability` never enter (counted as below_min_probability, per
 //     customer-product pair, not per letter). The plan, every letter pending, is written to the
