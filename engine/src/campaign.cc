@@ -70,6 +70,14 @@ struct Compiled {
   }
 };
 
+// An email address as the key of a person: lower-cased (the addresses IsValidEmailAddress
+// accepts are ASCII).
+std::string AddressKey(const std::string& email) {
+  std::string a = email;
+  for (char& c : a) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return a;
+}
+
 // The day (UTC) of a time, counted from 1970-01-01.
 int64_t UtcDay(UnixSeconds t) { return t / 86400 - (t % 86400 < 0 ? 1 : 0); }
 
@@ -257,20 +265,39 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
     if (hooks.audience_progress) hooks.audience_progress(i + 1, chosen.size());
   }
 
-  // What the ledger says: products told and recent letters, per customer.
-  std::unordered_map<uint32_t, std::unordered_set<uint32_t>> told;
-  std::unordered_map<uint32_t, int> recent_letters;
+  // What the ledger says: products told and recent letters, per customer, then per address
+  // (below).
+  std::unordered_map<uint32_t, std::unordered_set<uint32_t>> told_by_id;
+  std::unordered_map<uint32_t, int> recent_by_id;
   // The cap counts whole days (UTC): a letter of day D counts on days D .. D + N - 1 (N the cap's
   // days, rounded up), so a run at the same hour every week is not capped by last week's letters,
   // which went out a little after that run's start (an exact 7 × 24 h window capped them).
   const int64_t today = UtcDay(now);
   const auto cap_days = static_cast<int64_t>(std::ceil(options.frequency_cap_days));
   AFFINITY_RETURN_IF_ERROR(store.ScanLetters([&](const LedgerLetter& l) {
-    auto& products = told[l.customer.value];
+    auto& products = told_by_id[l.customer.value];
     for (const LetterProduct& p : l.products) products.insert(p.product.value);
     const UnixSeconds at = l.status == LetterStatus::kSent ? l.sent_at : l.planned_at;
     if (l.campaign != campaign_id && at <= now && UtcDay(at) > today - cap_days) {
-      ++recent_letters[l.customer.value];
+      ++recent_by_id[l.customer.value];
+    }
+    return true;
+  }));
+  // An address is a person's, whatever account it is stored on: the ledger counts per address
+  // (an account without one by itself), an opt-out on any account covers the address, and an
+  // address gets one letter per campaign.
+  std::unordered_set<std::string> opted_out_addresses;
+  std::unordered_map<std::string, std::unordered_set<uint32_t>> told;
+  std::unordered_map<std::string, int> recent_letters;
+  AFFINITY_RETURN_IF_ERROR(store.ScanCustomers([&](CustomerId id, const CustomerProfile& p) {
+    const bool has_address = p.email && !p.email->empty();
+    const std::string key = has_address ? AddressKey(*p.email) : "#" + std::to_string(id.value);
+    if (p.opted_out.value_or(false) && has_address) opted_out_addresses.insert(key);
+    if (auto it = told_by_id.find(id.value); it != told_by_id.end()) {
+      told[key].insert(it->second.begin(), it->second.end());
+    }
+    if (auto it = recent_by_id.find(id.value); it != recent_by_id.end()) {
+      recent_letters[key] += it->second;
     }
     return true;
   }));
@@ -286,18 +313,6 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
     LedgerLetter letter;
     std::vector<size_t> products;
   };
-  // An address is a person's, whatever account it is stored on: one that opted out on any
-  // account gets no letter on another, and an address gets one letter per campaign.
-  auto address_of = [](const std::string& email) {
-    std::string a = email;
-    for (char& c : a) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-    return a;
-  };
-  std::unordered_set<std::string> opted_out_addresses;
-  AFFINITY_RETURN_IF_ERROR(store.ScanCustomers([&](CustomerId, const CustomerProfile& p) {
-    if (p.opted_out.value_or(false) && p.email) opted_out_addresses.insert(address_of(*p.email));
-    return true;
-  }));
   std::vector<Planned> planned;
   for (const std::string& external : customers) {
     auto id = store.FindCustomer(external);
@@ -320,12 +335,13 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
       ++report->suppressed["invalid_email"];
       continue;
     }
-    if (opted_out_addresses.count(address_of(*profile.email))) {
+    const std::string address = AddressKey(*profile.email);
+    if (opted_out_addresses.count(address)) {
       ++report->suppressed["address_opted_out"];
       continue;
     }
     std::vector<Candidate>& cands = by_customer[external];
-    if (auto it = told.find(id->value); it != told.end()) {
+    if (auto it = told.find(address); it != told.end()) {
       std::erase_if(cands, [&](const Candidate& c) {
         return it->second.count(chosen[c.product].id.value) > 0;
       });
@@ -335,7 +351,7 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
       }
     }
     if (options.frequency_cap_letters > 0) {
-      auto it = recent_letters.find(id->value);
+      auto it = recent_letters.find(address);
       if (it != recent_letters.end() && it->second >= options.frequency_cap_letters) {
         ++report->suppressed["frequency_cap"];
         continue;
@@ -348,7 +364,7 @@ Result<std::vector<LedgerLetter>> Plan(ServingEngine& engine, const CampaignOpti
       cands.resize(static_cast<size_t>(options.products_per_letter));
     }
     Planned p;
-    p.address = address_of(*profile.email);
+    p.address = address;
     p.external = external;
     p.letter.customer = *id;
     p.letter.campaign = campaign_id;
@@ -735,8 +751,15 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   if (record) {
     // A campaign resumes with the plan it made: a run asking for another plan under its id (other
     // products, other rules) is refused rather than silently given the old one.
+    // (The products as a set: in another order or repeated, they are the same campaign, as its
+    // default id says.)
+    auto as_set = [](std::vector<std::string> v) {
+      std::sort(v.begin(), v.end());
+      v.erase(std::unique(v.begin(), v.end()), v.end());
+      return v;
+    };
     const nlohmann::json asked = {{"since", options.since ? FormatTimestamp(*options.since) : ""},
-                                  {"products", options.products},
+                                  {"products", as_set(options.products)},
                                   {"min_probability", options.min_probability},
                                   {"products_per_letter", options.products_per_letter},
                                   {"frequency_cap_letters", options.frequency_cap_letters},
@@ -744,10 +767,22 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
                                   {"max_letters", options.max_letters}};
     for (const auto& [key, value] : asked.items()) {
       auto it = record->details.find(key);
-      if (it == record->details.end() || *it == value) continue;
+      if (it == record->details.end()) continue;
+      if (key == "products" && it->is_array()) {
+        std::vector<std::string> recorded;
+        for (const auto& p : *it) {
+          if (p.is_string()) recorded.push_back(p.get<std::string>());
+        }
+        if (as_set(std::move(recorded)) == value.get<std::vector<std::string>>()) continue;
+      } else if (*it == value) {
+        continue;
+      }
+      auto text = [](const nlohmann::json& j) {
+        return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      };
       return Status::InvalidArgument("campaign '" + report.campaign_id + "' was planned with " +
-                                         key + " " + it->dump() + ", this run asks for " +
-                                         value.dump() +
+                                         key + " " + text(*it) + ", this run asks for " +
+                                         text(value) +
                                          ": give the same options to resume it, or another "
                                          "campaign id for a new one",
                                      "campaign_id");
@@ -795,6 +830,17 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   int failures_in_a_row = 0;
   int64_t delivered = 0;
   int64_t forgotten = 0;
+  // Addresses opted out on any account, as of now: an opt-out since the plan (a resumed run's
+  // plan may be days old) on another account of the address covers this letter too.
+  std::unordered_set<std::string> opted_out_addresses;
+  if (!pending.empty()) {
+    AFFINITY_RETURN_IF_ERROR(store.ScanCustomers([&](CustomerId, const CustomerProfile& p) {
+      if (p.opted_out.value_or(false) && p.email && !p.email->empty()) {
+        opted_out_addresses.insert(AddressKey(*p.email));
+      }
+      return true;
+    }));
+  }
   for (LedgerLetter& letter : pending) {
     auto customer = store.CustomerExternalId(letter.customer);
     if (!customer.ok()) {
@@ -807,7 +853,8 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
     if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) return stored.status();
     const CustomerProfile profile = stored.ok() ? *stored : CustomerProfile{};
     if (profile.opted_out.value_or(false) || !profile.email ||
-        !IsValidEmailAddress(*profile.email)) {
+        !IsValidEmailAddress(*profile.email) ||
+        opted_out_addresses.count(AddressKey(*profile.email))) {
       ++report.letters_skipped;
       continue;
     }

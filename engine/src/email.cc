@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -364,6 +365,33 @@ class EmlDirectory final : public LetterSink {
   std::string dir_;
 };
 
+// The enhanced status code (RFC 3463, "5.1.1") of an SMTP reply line ("550 5.1.1 No such
+// user"), or "".
+std::string EnhancedStatus(std::string_view line) {
+  if (line.size() < 5 || (line[3] != ' ' && line[3] != '-')) return "";
+  line.remove_prefix(4);
+  size_t n = 0;
+  int dots = 0;
+  while (n < line.size() && (std::isdigit(static_cast<unsigned char>(line[n])) || line[n] == '.')) {
+    dots += line[n] == '.';
+    ++n;
+  }
+  if (dots != 2 || n < 5 || line[0] < '2' || line[0] > '5' || line[1] != '.') return "";
+  return std::string(line.substr(0, n));
+}
+
+// libcurl's debug callback: keeps the server's reply lines of this transfer (the last 32).
+int OnDebug(CURL*, curl_infotype type, char* data, size_t size, void* replies) {
+  if (type == CURLINFO_HEADER_IN && replies) {
+    auto* lines = static_cast<std::vector<std::string>*>(replies);
+    if (lines->size() == 32) lines->erase(lines->begin());
+    std::string line(data, size);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    lines->push_back(std::move(line));
+  }
+  return 0;
+}
+
 class Smtp final : public LetterSink {
  public:
   explicit Smtp(SmtpOptions options) : options_(std::move(options)) {}
@@ -406,6 +434,13 @@ class Smtp final : public LetterSink {
     curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE,
                      static_cast<curl_off_t>(letter.message.size()));
     curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, error.data());
+    // The server's reply lines, for the enhanced status code (RFC 3463) of the one libcurl
+    // reports by its 3-digit code only. (The debug callback needs VERBOSE; it replaces libcurl's
+    // printing.)
+    std::vector<std::string> replies;
+    curl_easy_setopt(curl_, CURLOPT_DEBUGFUNCTION, &OnDebug);
+    curl_easy_setopt(curl_, CURLOPT_DEBUGDATA, &replies);
+    curl_easy_setopt(curl_, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl_, CURLOPT_TIMEOUT, static_cast<long>(options_.timeout_seconds));
     // A password never crosses the network in plain text: with credentials, TLS is required.
@@ -421,6 +456,8 @@ class Smtp final : public LetterSink {
     curl_easy_setopt(curl_, CURLOPT_MAIL_RCPT, nullptr);
     curl_easy_setopt(curl_, CURLOPT_READDATA, nullptr);
     curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, nullptr);
+    curl_easy_setopt(curl_, CURLOPT_DEBUGDATA, nullptr);
+    curl_easy_setopt(curl_, CURLOPT_VERBOSE, 0L);
     if (rc != CURLE_OK) {
       long reply = 0;
       curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &reply);
@@ -428,14 +465,29 @@ class Smtp final : public LetterSink {
       const std::string said = error[0] ? std::string(error.data()) : curl_easy_strerror(rc);
       std::string message = "SMTP delivery failed: " + said;
       if (reply > 0) message += " (server reply " + std::to_string(reply) + ")";
-      // Refused for good, so never retried: a 5xx to this letter's recipient (RCPT) or to the
-      // message itself (the reply after its data, which libcurl reports as a receive error). A
-      // 5xx anywhere else is the server refusing the session, whatever the letter: a wrong
-      // password (535), authentication or TLS required (530), the sender refused at MAIL
-      // (550/553), the greeting (554): worth retrying once the configuration is fixed, and
-      // counted toward the run's stop after 10 failures in a row.
-      const bool this_letter = said.starts_with("RCPT failed") || rc == CURLE_RECV_ERROR;
-      if (reply >= 500 && reply < 600 && this_letter) return Status::FailedPrecondition(message);
+      // (After a refusal libcurl may send RSET or QUIT: the reply with the reported code.)
+      std::string enhanced;
+      for (auto it = replies.rbegin(); it != replies.rend() && reply > 0; ++it) {
+        if (it->starts_with(std::to_string(reply))) {
+          enhanced = EnhancedStatus(*it);
+          break;
+        }
+      }
+      if (!enhanced.empty()) message += " [" + enhanced + "]";
+      // Refused for good, so never retried: a 5xx to this letter's recipient (RCPT), but for a
+      // security or policy refusal (enhanced status 5.7.x: relay access denied, authentication
+      // required, which refuse every recipient alike), or to the message itself (the reply
+      // after its data: libcurl 7.88 reports it as a weird server reply with no message, older
+      // ones as a receive error). A 5xx anywhere else refuses the session, whatever the letter:
+      // a wrong password (535), authentication or TLS required (530), the sender refused at MAIL,
+      // the greeting (whose message libcurl writes): worth retrying once the configuration is
+      // fixed, and counted toward the run's stop after 10 failures in a row.
+      const bool to_recipient = said.starts_with("RCPT failed") && !enhanced.starts_with("5.7.");
+      const bool to_message =
+          (rc == CURLE_WEIRD_SERVER_REPLY || rc == CURLE_RECV_ERROR) && error[0] == '\0';
+      if (reply >= 500 && reply < 600 && (to_recipient || to_message)) {
+        return Status::FailedPrecondition(message);
+      }
       return Status::IOError(message);
     }
     return Status::Ok();

@@ -278,6 +278,64 @@ TEST_F(CampaignTest, OneLetterPerAddressAndAnOptOutCoversIt) {
   }
 }
 
+// Across campaigns and runs too: the letters of an address count for every account with it
+// (frequency cap, products told), and an opt-out on another account of the address after the
+// plan stops the letter when a later run delivers it.
+TEST_F(CampaignTest, AnAddressIsOnePersonAcrossCampaignsAndRuns) {
+  CampaignOptions o = Options();
+  o.dry_run = true;
+  MemorySink preview;
+  ASSERT_TRUE(Run(o, &preview).ok());
+  const std::vector<std::string> told = preview.Recipients();
+  ASSERT_GE(told.size(), 2u);
+  CustomerProfile shared;
+  shared.email = "pair@mail.example";
+  ASSERT_TRUE(engine_->UpsertCustomer(told[0], shared).ok());
+  ASSERT_TRUE(engine_->UpsertCustomer(told[1], shared).ok());
+
+  // Planned while the server is down: every letter stays pending.
+  o.dry_run = false;
+  MemorySink down;
+  down.fail_after = 0;
+  auto planned = Run(o, &down);
+  ASSERT_TRUE(planned.ok()) << planned.status().ToString();
+  EXPECT_EQ(planned->letters_sent, 0);
+  // The other account of the address opts out; the next run does not write to the address.
+  CustomerProfile out;
+  out.opted_out = true;
+  ASSERT_TRUE(engine_->UpsertCustomer(told[1], out).ok());
+  MemorySink up;
+  auto resumed = Run(o, &up);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();
+  EXPECT_TRUE(resumed->resumed);
+  EXPECT_GT(resumed->letters_sent, 0);
+  for (const auto& l : up.letters) EXPECT_NE(l.recipient, "pair@mail.example");
+
+  // Opted back in, and written to by a campaign two weeks on (past the cap of the letter still
+  // pending) through one account: the other account is capped with it the next day.
+  out.opted_out = false;
+  ASSERT_TRUE(engine_->UpsertCustomer(told[1], out).ok());
+  const char side = told[0][0] == 'a' ? 'k' : 'r';  // the pair's department
+  AddProduct("x4", side, LaunchDay(139));
+  o.products = {"x4"};
+  o.campaign_id = "x4";
+  o.now = LaunchDay(140);
+  MemorySink next;
+  auto rn = Run(o, &next);
+  ASSERT_TRUE(rn.ok());
+
+  int to_pair = 0;
+  for (const auto& l : next.letters) to_pair += l.recipient == "pair@mail.example";
+  ASSERT_EQ(to_pair, 1) << "the address hears about the new product once";
+  AddProduct("x5", side, LaunchDay(140.2));
+  o.products = {"x5"};
+  o.campaign_id = "x5";
+  o.now = LaunchDay(141);
+  MemorySink capped;
+  ASSERT_TRUE(Run(o, &capped).ok());
+  for (const auto& l : capped.letters) EXPECT_NE(l.recipient, "pair@mail.example");
+}
+
 TEST_F(CampaignTest, FrequencyCapAndNeverTwiceAcrossCampaigns) {
   MemorySink first;
   auto report = Run(Options(), &first);

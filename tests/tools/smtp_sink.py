@@ -6,6 +6,7 @@ Every message it accepts is parsed with Python's email package and summarized as
 its port to --port-file once it listens, and runs until SIGTERM.
 
     smtp_sink.py --log messages.jsonl --port-file port [--reject address ...] [--refuse-senders]
+                 [--relay-denied] [--refuse-messages]
 """
 import argparse
 import email
@@ -20,10 +21,12 @@ from aiosmtpd.controller import Controller
 
 
 class Recorder:
-    def __init__(self, log, reject, refuse_senders):
+    def __init__(self, log, reject, refuse_senders, relay_denied, refuse_messages):
         self.log = log
         self.reject = set(reject)
         self.refuse_senders = refuse_senders
+        self.relay_denied = relay_denied
+        self.refuse_messages = refuse_messages
         self.lock = threading.Lock()
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -34,12 +37,16 @@ class Recorder:
         return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.relay_denied:  # as a relay that wants authentication: every recipient alike
+            return "554 5.7.1 Relay access denied"
         if address in self.reject:
             return "550 5.1.1 No such user here"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.refuse_messages:  # this message, after its data
+            return "552 5.3.4 Message too big"
         msg = email.message_from_bytes(envelope.original_content or envelope.content,
                                        policy=email.policy.default)
         parts = [p.get_content_type() for p in msg.iter_parts()] if msg.is_multipart() else []
@@ -74,11 +81,16 @@ def main():
                     help="refuse this recipient with 550 (repeatable)")
     ap.add_argument("--refuse-senders", action="store_true",
                     help="refuse every MAIL FROM with 530 (authentication required)")
+    ap.add_argument("--relay-denied", action="store_true",
+                    help="refuse every RCPT TO with 554 5.7.1 (relay access denied)")
+    ap.add_argument("--refuse-messages", action="store_true",
+                    help="refuse every message after its data with 552 5.3.4")
     args = ap.parse_args()
     with socket.socket() as s:  # a free port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    controller = Controller(Recorder(args.log, args.reject, args.refuse_senders), hostname="127.0.0.1", port=port)
+    controller = Controller(Recorder(args.log, args.reject, args.refuse_senders, args.relay_denied,
+                                   args.refuse_messages), hostname="127.0.0.1", port=port)
     controller.start()
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(port))

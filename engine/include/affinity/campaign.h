@@ -10,7 +10,10 @@
 //       opted_out      the customer opted out (CustomerProfile::opted_out);
 //       no_email       no email address stored;
 //       invalid_email  an address IsValidEmailAddress refuses;
-//       address_opted_out  another account with the same address (case aside) opted out;
+//       address_opted_out  another account with the same address (case aside) opted out (an
+//                      address is a person's: already_told and frequency_cap count the letters
+//                      of every account with it, and delivery skips a letter whose address has
+//                      opted out on any account since the plan);
 //       already_told   every product of theirs was in an earlier letter (any campaign);
 //                      products already told are dropped from a letter that keeps others;
 //       frequency_cap  they got `frequency_cap_letters` letters (any other campaign, pending or

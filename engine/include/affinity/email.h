@@ -82,9 +82,11 @@ class LetterSink {
   // Delivers one letter; OK only once it is accepted (file durable / server said 250).
   // Delivering the same letter twice must be harmless where the medium allows (a file sink
   // overwrites the same file). FailedPrecondition when this letter is refused for good (an SMTP
-  // 5xx reply to its recipient, or to its message after the data), IOError for a failure worth
-  // retrying (connection, timeout, 4xx, disk, and a 5xx that refuses the session whatever the
-  // letter: authentication, TLS, the sender, the greeting). Messages carry no address.
+  // 5xx reply to its recipient but for a 5.7.x security or policy refusal, or to its message
+  // after the data), IOError for a failure worth retrying (connection, timeout, 4xx, disk, and a
+  // 5xx that refuses the session whatever the letter: authentication, TLS, the sender, the
+  // greeting, relay access). Messages carry no address; they end with the enhanced status code
+  // when the server gave one ("[5.1.1]").
   virtual Status Deliver(const OutgoingLetter& letter) = 0;
   // What the sink is, for reports: "eml:DIR" or "smtp:URL" (without credentials).
   virtual std::string Describe() const = 0;
