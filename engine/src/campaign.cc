@@ -504,7 +504,7 @@ class LetterRenderer {
     AFFINITY_ASSIGN_OR_RETURN(m.text, affinity::Render(compiled_.text, d, "text"));
     AFFINITY_ASSIGN_OR_RETURN(m.html, affinity::Render(compiled_.html, d, "html"));
     std::string local = campaign_id_;
-    std::replace(local.begin(), local.end(), ':', '.');
+    std::replace(local.begin(), local.end(), ':', '=');
     m.message_id = local + "." + std::to_string(letter.customer.value) + "@" +
                    options_.from_address.substr(options_.from_address.find('@') + 1);
     m.unsubscribe_url = one_click;
@@ -522,7 +522,7 @@ class LetterRenderer {
     out.envelope_from = options_.from_address;
     out.recipient = m.to_address;
     out.file_name = campaign_id_ + "-" + std::to_string(letter.customer.value) + ".eml";
-    std::replace(out.file_name.begin(), out.file_name.end(), ':', '_');
+    std::replace(out.file_name.begin(), out.file_name.end(), ':', '=');
     out.message = std::move(*message);
     return out;
   }
@@ -748,6 +748,8 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   // Phase 1: plan, or the plan of an earlier run.
   const auto plan_start = std::chrono::steady_clock::now();
   std::vector<LedgerLetter> pending;
+  // The customers whose letter of this campaign earlier runs sent (a resume).
+  std::unordered_set<uint32_t> sent_before;
   if (record) {
     // A campaign resumes with the plan it made: a run asking for another plan under its id (other
     // products, other rules) is refused rather than silently given the old one.
@@ -795,6 +797,7 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
       if (l.campaign != report.campaign_id) return true;
       if (l.status == LetterStatus::kSent) {
         ++report.letters_sent_before;
+        sent_before.insert(l.customer.value);
       } else if (l.status == LetterStatus::kRejected) {
         ++report.letters_rejected_before;  // refused for good: never retried
       } else {
@@ -833,11 +836,15 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   // Addresses opted out on any account, as of now: an opt-out since the plan (a resumed run's
   // plan may be days old) on another account of the address covers this letter too.
   std::unordered_set<std::string> opted_out_addresses;
+  // Addresses this campaign has written to: one letter per address holds at delivery too, when
+  // an account's address changed since the plan to one another of its letters goes to (the
+  // addresses of letters sent by earlier runs are their accounts' addresses now).
+  std::unordered_set<std::string> addressed;
   if (!pending.empty()) {
-    AFFINITY_RETURN_IF_ERROR(store.ScanCustomers([&](CustomerId, const CustomerProfile& p) {
-      if (p.opted_out.value_or(false) && p.email && !p.email->empty()) {
-        opted_out_addresses.insert(AddressKey(*p.email));
-      }
+    AFFINITY_RETURN_IF_ERROR(store.ScanCustomers([&](CustomerId id, const CustomerProfile& p) {
+      if (!p.email || p.email->empty()) return true;
+      if (p.opted_out.value_or(false)) opted_out_addresses.insert(AddressKey(*p.email));
+      if (sent_before.count(id.value)) addressed.insert(AddressKey(*p.email));
       return true;
     }));
   }
@@ -858,6 +865,10 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
       ++report.letters_skipped;
       continue;
     }
+    if (!addressed.insert(AddressKey(*profile.email)).second) {
+      ++report.letters_skipped;  // the address has this campaign's letter through another account
+      continue;
+    }
     letter.sent_at = clock();
     auto out = renderer.Render(letter, *customer, profile);
     if (!out.ok()) {
@@ -870,6 +881,11 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
       return out.status();  // a template that does not render fails every letter alike
     }
     if (options.dry_run) {
+      // A preview says so, in its file name and in a header (first, where a reader of the file
+      // sees it), so that nobody takes it for a letter that went out, or sends it on as one.
+      out->file_name = "preview-" + out->file_name;
+      out->message = "X-Affinity-Preview: dry run of campaign " + report.campaign_id +
+                     ", not sent\r\n" + out->message;
       if (sink) AFFINITY_RETURN_IF_ERROR(sink->Deliver(*out));
       continue;
     }

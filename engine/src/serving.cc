@@ -1919,9 +1919,13 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     std::vector<uint32_t> stating;
     {
       const size_t cap = 4 * per_source;
+      // A customer who stated several of these paths (Toys, Toys/Games) is listed once, at their
+      // first place, rather than taking several of the list's places.
+      std::unordered_set<uint32_t> listed;
       auto add = [&](const std::vector<uint32_t>& customers) {
-        const size_t n = std::min(customers.size(), cap - stating.size());
-        stating.insert(stating.end(), customers.begin(), customers.begin() + n);
+        for (size_t i = 0; i < customers.size() && stating.size() < cap; ++i) {
+          if (listed.insert(customers[i]).second) stating.push_back(customers[i]);
+        }
       };
       for (int l = 0; l < 3 && stating.size() < cap; ++l) {
         const std::string& level = *levels[l];

@@ -359,6 +359,17 @@ TEST_F(AudienceCandidates, RankedByTheModelsLogits) {
   }
 }
 
+// An audience of 20 for a product described in the request, in a category nobody bought from
+// (Dept1/NewCat).
+AudienceRequest NewCategoryProduct() {
+  AudienceRequest request;
+  request.attributes = ProductAttributes{};
+  request.attributes->title = "Something new";
+  request.attributes->category = std::vector<std::string>{"Dept1", "NewCat"};
+  request.limit = 20;
+  return request;
+}
+
 // A customer who buys after the engine opened counts in an audience's scores at once, but in the
 // choice of its candidates only after RefreshCandidates: here a new customer with seven recent
 // purchases in Cat3 (the best prospect there) is outranked in the folded-in customers' source by
@@ -375,11 +386,7 @@ TEST_F(AudienceCandidates, AStatedCategoryIsReadBeforeItsDepartment) {
     ASSERT_TRUE(engine_->SetInterests("dept" + std::to_string(i), {"Dept1"}).ok());
   }
   ASSERT_TRUE(engine_->SetInterests("fan", {"Dept1 / NewCat"}).ok());
-  AudienceRequest request;
-  request.attributes = ProductAttributes{};
-  request.attributes->title = "Something new";
-  request.attributes->category = std::vector<std::string>{"Dept1", "NewCat"};
-  request.limit = 20;
+  const AudienceRequest request = NewCategoryProduct();
   AudienceRequest everyone = request;
   everyone.all_customers = true;
   auto best = engine_->Audience(everyone);
@@ -405,6 +412,34 @@ TEST_F(AudienceCandidates, AStatedCategoryIsReadBeforeItsDepartment) {
   double logit = kIntercept;
   for (size_t k = 1; k < kAudienceFeatures; ++k) logit += kWeightsButTheScores[k - 1] * x[k];
   EXPECT_NEAR(fan->score, logit, 1e-4);
+}
+
+TEST_F(AudienceCandidates, ACustomerStatingSeveralPathsTakesOnePlaceInTheStatedList) {
+  // 200 customers who opted out (not in audiences) state two subcategories of the product's
+  // category each; the list of staters holds 4 × 84 (the source's share for a limit of 20: room
+  // for those who cannot be taken). Counted once per path, they filled it before the fan, who
+  // states three others.
+  CustomerProfile opted_out;
+  opted_out.opted_out = true;
+  for (int i = 0; i < 200; ++i) {
+    const std::string id = "two" + std::to_string(i);
+    ASSERT_TRUE(engine_->UpsertCustomer(id, opted_out).ok());
+    ASSERT_TRUE(engine_->SetInterests(id, {"Dept1/NewCat/A", "Dept1/NewCat/B"}).ok());
+  }
+  ASSERT_TRUE(
+      engine_->SetInterests("fan", {"Dept1/NewCat/C", "Dept1/NewCat/D", "Dept1/NewCat/E"}).ok());
+  const AudienceRequest request = NewCategoryProduct();
+  AudienceRequest everyone = request;
+  everyone.all_customers = true;
+  auto is_fan = [](const AudienceMember& m) { return m.customer == "fan"; };
+  auto best = engine_->Audience(everyone);
+  ASSERT_TRUE(best.ok()) << best.status().ToString();
+  ASSERT_TRUE(std::any_of(best->customers.begin(), best->customers.end(), is_fan))
+      << "the model's own top 20 has the fan";
+  auto served = engine_->Audience(request);
+  ASSERT_TRUE(served.ok()) << served.status().ToString();
+  ASSERT_LT(served->candidates, 1000) << "the shop is large enough not to score everyone";
+  EXPECT_TRUE(std::any_of(served->customers.begin(), served->customers.end(), is_fan));
 }
 
 TEST_F(AudienceCandidates, PurchasesSinceCountAfterARefresh) {

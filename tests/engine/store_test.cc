@@ -362,9 +362,22 @@ LedgerLetter Letter(uint32_t customer, const std::string& campaign, std::vector<
   return l;
 }
 
+// Customers c0 ... c<n-1>, with internal ids 0 ... n-1 (a letter is recorded for a customer
+// the store knows).
+void AddCustomers(Store& store, int n) {
+  std::vector<EventInput> events;
+  for (int i = 0; i < n; ++i) {
+    const std::string c = "c" + std::to_string(i);
+    events.push_back(Purchase(c, "p", 100, "e-" + c));
+  }
+  ASSERT_TRUE(store.AppendEvents(events).ok());
+  ASSERT_EQ(store.FindCustomer("c" + std::to_string(n - 1))->value, static_cast<uint32_t>(n - 1));
+}
+
 TEST(StoreLedger, CampaignPlanIsRecordedWholeAndOnlyOnce) {
   ScratchDir dir;
   auto store = OpenOrDie(dir.Sub("db"));
+  AddCustomers(*store, 6);
   CampaignRecord c{"spring-1", 1000, {{"plan", {{"letters_planned", 2}}}}};
   std::vector<LedgerLetter> letters = {Letter(0, "spring-1", {3, 4}), Letter(1, "spring-1", {4})};
   ASSERT_TRUE(store->RecordCampaign(c, letters).ok());
@@ -411,6 +424,7 @@ TEST(StoreLedger, MarkSentIsDurableAndKeepsTheFirstTime) {
   ScratchDir dir;
   {
     auto store = OpenOrDie(dir.Sub("db"));
+    AddCustomers(*store, 9);
     std::vector<LedgerLetter> letters = {Letter(7, "c1", {1}), Letter(8, "c1", {1})};
     ASSERT_TRUE(store->RecordCampaign({"c1", 5, {}}, letters).ok());
     ASSERT_TRUE(store->MarkLetterSent(CustomerId{7}, "c1", 2000).ok());
@@ -462,6 +476,20 @@ TEST(StoreLedger, ForgettingACustomerDeletesTheirLettersOnly) {
   EXPECT_EQ(receipt->notifications, 2);
   EXPECT_TRUE(store->CustomerLetters(alice)->empty());
   EXPECT_EQ(store->CustomerLetters(bob)->size(), 1u);
+  // A plan made before the forget and recorded after it: nothing of alice's is written again.
+  std::vector<LedgerLetter> c3 = {Letter(alice.value, "c3", {0}), Letter(bob.value, "c3", {0})};
+  ASSERT_TRUE(store->RecordCampaign({"c3", 1, {}}, c3).ok());
+  EXPECT_TRUE(store->CustomerLetters(alice)->empty());
+  EXPECT_EQ(store->CustomerLetters(bob)->size(), 2u);
+  int letters = 0;
+  ASSERT_TRUE(store
+                  ->ScanLetters([&](const LedgerLetter& l) {
+                    EXPECT_EQ(l.customer.value, bob.value);
+                    ++letters;
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(letters, 2);
 }
 
 TEST(StoreLedger, CampaignSecretIsMadeOnceAndKept) {

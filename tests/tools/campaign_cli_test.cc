@@ -225,6 +225,19 @@ TEST(CampaignCli, EmlFilesDryRunAndBadInput) {
   const int planned = Report(dry)["letters_planned"];
   EXPECT_GE(planned, 40);
   EXPECT_EQ(Report(dry)["letters_sent"], 0);
+  // Previews written by a dry run say they are previews, in the file name and the first header.
+  RunResult previews = RunCli(CampaignArgs(dir, "--dry-run --out " + dir.Sub("previews")));
+  ASSERT_EQ(previews.exit_code, 0) << previews.output;
+  int preview_files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.Sub("previews"))) {
+    EXPECT_TRUE(e.path().filename().string().starts_with("preview-")) << e.path();
+    std::ifstream in(e.path());
+    std::string first;
+    std::getline(in, first);
+    EXPECT_TRUE(first.starts_with("X-Affinity-Preview: dry run of campaign ")) << first;
+    ++preview_files;
+  }
+  EXPECT_EQ(preview_files, planned);
 
   // Killed after 5 letters, resumed: one .eml per letter.
   RunResult killed =

@@ -36,9 +36,11 @@
 //     the .eml sink that rewrites the same file; over SMTP the receiver gets it twice with the
 //     same Message-ID (at-least-once, not exactly-once, for those letters only).
 // A customer forgotten between the phases has no letters left (Store::ForgetCustomer deletes
-// them). A letter whose customer opted out, or no longer has a valid address, or whose message
-// their data cannot make (an unsubscribe link too long for a header) is skipped at delivery and
-// stays pending. A plan without letters is not recorded: running the id again plans again.
+// them). A letter whose customer opted out, or no longer has a valid address, or whose address
+// another letter of the campaign goes to (an address changed since the plan: one letter per
+// address), or whose message their data cannot make (an unsubscribe link too long for a header)
+// is skipped at delivery and stays pending. A plan without letters is not recorded: running the id
+// again plans again.
 #pragma once
 
 #include <cstdint>
@@ -164,7 +166,8 @@ struct CampaignReport {
   int64_t letters_rejected = 0;         // refused for good by the server in this run (not retried)
   int64_t letters_rejected_before = 0;  // refused in earlier runs of the campaign
   // Pending letters not delivered: the customer opted out or lost a valid address since the
-  // plan, or was forgotten, or their letter cannot be built (see the file comment).
+  // plan, or their address is another letter's of the campaign now, or was forgotten, or their
+  // letter cannot be built (see the file comment).
   int64_t letters_skipped = 0;
   std::map<std::string, int64_t> suppressed;  // rule → count (see the file comment)
   double expected_buyers = 0;                 // Σ probability over the planned letters

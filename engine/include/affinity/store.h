@@ -159,7 +159,9 @@ class Store {
   // Records a campaign and all its planned letters (each pending) in one atomic WriteBatch:
   // after a crash either the whole plan is stored or none of it. AlreadyExists if a campaign
   // with this id is stored; InvalidArgument for a bad campaign id, a letter of another
-  // campaign, a letter that is not pending, or two letters to one customer; IOError.
+  // campaign, a letter that is not pending, or two letters to one customer; IOError. A letter to
+  // a customer forgotten since it was planned is not written (ForgetCustomer and this call are
+  // serialized, so no ledger entry outlives a forget).
   Status RecordCampaign(const CampaignRecord& campaign, std::span<const LedgerLetter> letters);
   // Replaces a stored campaign's details (the runner's report). NotFound if it is not stored.
   Status UpdateCampaign(const CampaignRecord& campaign);
