@@ -222,6 +222,7 @@ Result<CustomerProfile> DecodeCustomer(std::string_view value) {
 std::string EncodeProduct(const ProductAttributes& a) {
   nlohmann::json j = {{"v", 1}};
   SetIf(j, "title", a.title);
+  SetIf(j, "description", a.description);
   SetIf(j, "category", a.category);
   SetIf(j, "brand", a.brand);
   SetIf(j, "price", a.price);
@@ -236,6 +237,7 @@ Result<ProductAttributes> DecodeProduct(std::string_view value) {
   ProductAttributes a;
   try {
     GetIf(j, "title", &a.title);
+    GetIf(j, "description", &a.description);
     GetIf(j, "category", &a.category);
     GetIf(j, "brand", &a.brand);
     GetIf(j, "price", &a.price);
@@ -333,6 +335,7 @@ void MergeInto(CustomerProfile* stored, const CustomerProfile& u) {
 
 void MergeInto(ProductAttributes* stored, const ProductAttributes& u) {
   MergeField(&stored->title, u.title);
+  MergeField(&stored->description, u.description);
   MergeField(&stored->category, u.category);
   MergeField(&stored->brand, u.brand);
   MergeField(&stored->price, u.price);

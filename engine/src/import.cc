@@ -24,7 +24,8 @@ const std::map<ImportKind, std::vector<std::string>>& KindFields() {
        {"customer", "product", "time", "quantity", "price", "event_id", "invoice", "line",
         "channel", "type"}},
       {ImportKind::kProducts,
-       {"product", "title", "category", "brand", "price", "tags", "created_at", "available"}},
+       {"product", "title", "description", "category", "brand", "price", "tags", "created_at",
+        "available"}},
       {ImportKind::kCustomers,
        {"customer", "email", "name", "country", "opted_out", "interests", "created_at"}},
   };
@@ -434,6 +435,22 @@ Result<ImportReport> ImportGenericOnce(Store& store, const std::string& path,
         auto id = ParseId(f.Get(s, "product"), "product", problem);
         ProductAttributes a;
         if (auto v = f.Get(s, "title")) a.title = ParseText(*v, "title", problem);
+        if (auto v = f.Get(s, "description")) {
+          // Line breaks and tabs are kept (a quoted CSV field may hold them); other control
+          // characters are refused.
+          std::string flat(*v);
+          std::replace_if(
+              flat.begin(), flat.end(),
+              [](char ch) { return ch == '\n' || ch == '\r' || ch == '\t'; }, ' ');
+          if (ParseText(flat, "description", problem)) {
+            if (v->size() > kMaxDescriptionBytes) {
+              *problem = RowProblem{"description is longer than " +
+                                    std::to_string(kMaxDescriptionBytes) + " bytes"};
+            } else {
+              a.description = std::string(Trim(*v));
+            }
+          }
+        }
         if (auto v = f.Get(s, "category")) {
           if (ParseText(*v, "category", problem)) a.category = SplitCategory(*v);
         }

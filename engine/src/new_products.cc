@@ -164,6 +164,14 @@ ItemAttributes ToItemAttributes(const ProductAttributes& a) {
   if (a.brand) out.brand = *a.brand;
   out.price = a.price;
   if (a.title) out.title = *a.title;
+  // Only the words the features use are kept (a catalog's descriptions would otherwise be held
+  // whole in the serving caches and the training catalog): the same "d:" features.
+  if (a.description) {
+    for (const std::string& w : DescriptionWords(*a.description)) {
+      if (!out.description.empty()) out.description += ' ';
+      out.description += w;
+    }
+  }
   if (a.tags) out.tags = *a.tags;
   return out;
 }

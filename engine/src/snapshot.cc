@@ -46,6 +46,7 @@ nlohmann::json ColdStartJson(const ColdStartModel& m) {
           {"brand_weight", o.brand_weight},
           {"price_weight", o.price_weight},
           {"word_weight", o.word_weight},
+          {"description_weight", o.description_weight},
           {"tag_weight", o.tag_weight},
           {"vocabulary", m.vocabulary()}};
 }
@@ -61,6 +62,7 @@ Result<ColdStartModel> ColdStartFromParts(const nlohmann::json& j, RowMajorMatri
   AFFINITY_RETURN_IF_ERROR(number("brand_weight", &o.brand_weight));
   AFFINITY_RETURN_IF_ERROR(number("price_weight", &o.price_weight));
   AFFINITY_RETURN_IF_ERROR(number("word_weight", &o.word_weight));
+  AFFINITY_RETURN_IF_ERROR(number("description_weight", &o.description_weight));
   AFFINITY_RETURN_IF_ERROR(number("tag_weight", &o.tag_weight));
   std::vector<std::string> vocabulary;
   for (const auto& v : j["vocabulary"]) {

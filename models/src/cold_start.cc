@@ -63,7 +63,7 @@ Status ColdStartOptions::Validate() const {
   for (auto [w, name] :
        {std::pair{category_weight, "category_weight"}, std::pair{brand_weight, "brand_weight"},
         std::pair{price_weight, "price_weight"}, std::pair{word_weight, "word_weight"},
-        std::pair{tag_weight, "tag_weight"}}) {
+        std::pair{description_weight, "description_weight"}, std::pair{tag_weight, "tag_weight"}}) {
     if (!(w >= 0)) return Status::InvalidArgument("must be >= 0", name);
   }
   if (max_iterations < 1) return Status::InvalidArgument("must be >= 1", "max_iterations");
@@ -97,6 +97,16 @@ std::vector<std::string> TitleWords(std::string_view title) {
   return words;
 }
 
+std::vector<std::string> DescriptionWords(std::string_view description) {
+  std::vector<std::string> words;
+  std::unordered_set<std::string> seen;
+  for (auto& w : TitleWords(description)) {
+    if (words.size() == kMaxDescriptionWords) break;
+    if (seen.insert(w).second) words.push_back(std::move(w));
+  }
+  return words;
+}
+
 std::vector<std::pair<std::string, float>> AttributeFeatures(const ItemAttributes& item,
                                                              const ColdStartOptions& options) {
   std::map<std::string, float> features;
@@ -122,6 +132,9 @@ std::vector<std::pair<std::string, float>> AttributeFeatures(const ItemAttribute
   names.clear();
   for (auto& w : TitleWords(item.title)) names.push_back("w:" + w);
   AddGroup(names, options.word_weight, &features);
+  names.clear();
+  for (auto& w : DescriptionWords(item.description)) names.push_back("d:" + w);
+  AddGroup(names, options.description_weight, &features);
   names.clear();
   for (const auto& t : item.tags) {
     if (!t.empty()) names.push_back("t:" + Lower(t));

@@ -434,10 +434,27 @@ Result<CustomerProfile> ParseCustomer(const json& j) {
 
 Result<ProductAttributes> ParseProduct(const json& j) {
   if (!j.is_object()) return Status::InvalidArgument("the body must be a JSON object", "body");
-  AFFINITY_RETURN_IF_ERROR(
-      KnownKeys(j, {"title", "category", "brand", "price", "tags", "created_at", "available"}, ""));
+  AFFINITY_RETURN_IF_ERROR(KnownKeys(
+      j, {"title", "description", "category", "brand", "price", "tags", "created_at", "available"},
+      ""));
   ProductAttributes a;
   AFFINITY_RETURN_IF_ERROR(Member(j, "title", "", &a.title));
+  AFFINITY_RETURN_IF_ERROR(Member(j, "description", "", &a.description));
+  // A description may run over lines: UTF-8 text, at most 8 KiB, without control characters
+  // other than line breaks and tabs.
+  if (a.description) {
+    std::string flat = *a.description;
+    for (char& ch : flat) {
+      if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+    }
+    if (!ValidUtf8(flat, kMaxDescriptionBytes)) {
+      return Status::InvalidArgument(
+          "description must be UTF-8 text without control characters other than line breaks "
+          "and tabs, at most " +
+              std::to_string(kMaxDescriptionBytes) + " bytes",
+          "description");
+    }
+  }
   if (auto it = j.find("category"); it != j.end() && it->is_string()) {
     a.category = SplitCategory(it->get<std::string>());
   } else {
@@ -535,6 +552,7 @@ Result<EventInput> ParseEvent(const json& j, size_t index, UnixSeconds now) {
 json ProductJson(const std::string& id, const ProductAttributes& a) {
   json j = {{"id", id}};
   if (a.title) j["title"] = *a.title;
+  if (a.description) j["description"] = *a.description;
   if (a.category) j["category"] = JoinCategory(*a.category);
   if (a.brand) j["brand"] = *a.brand;
   if (a.price) j["price"] = *a.price;

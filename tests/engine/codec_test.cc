@@ -423,6 +423,7 @@ CustomerProfile FullCustomer() {
 ProductAttributes FullProduct() {
   ProductAttributes a;
   a.title = "WHITE HANGING HEART T-LIGHT HOLDER";
+  a.description = "Heart-shaped, for a tea light.\nWhite metal.";
   a.category = std::vector<std::string>{"Home", "Decor", "Candles"};
   a.brand = "Acme";
   a.price = 0.1;
@@ -443,6 +444,7 @@ void ExpectSameCustomer(const CustomerProfile& want, const CustomerProfile& got)
 
 void ExpectSameProduct(const ProductAttributes& want, const ProductAttributes& got) {
   EXPECT_EQ(want.title, got.title);
+  EXPECT_EQ(want.description, got.description);
   EXPECT_EQ(want.category, got.category);
   EXPECT_EQ(want.brand, got.brand);
   EXPECT_EQ(want.price, got.price);

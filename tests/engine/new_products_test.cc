@@ -140,6 +140,24 @@ TEST_F(NewProductsTest, ALaunchEveryoneBoughtLeavesTheAucToTheOthers) {
   EXPECT_FALSE(std::isnan(run->baselines.at("most_active").auc));
 }
 
+TEST(ToItemAttributes, KeepsTheDescriptionsWordsOnly) {
+  ProductAttributes a;
+  a.title = "Enamel mug";
+  std::string text = "Dishwasher safe.\nThe enamel is hard-wearing; ";
+  for (int i = 0; i < 1000; ++i) text += "word" + std::to_string(i) + " and more, ";
+  a.description = text;
+  const ItemAttributes item = ToItemAttributes(a);
+  EXPECT_EQ(item.title, "Enamel mug");
+  EXPECT_TRUE(item.description.starts_with("dishwasher safe enamel hard wearing word0 more word1"))
+      << item.description;
+  EXPECT_LT(item.description.size(), text.size() / 10);  // not the whole text, held per product
+  // The same features as the whole description.
+  ItemAttributes whole = item;
+  whole.description = text;
+  EXPECT_EQ(AttributeFeatures(item, ColdStartOptions()),
+            AttributeFeatures(whole, ColdStartOptions()));
+}
+
 TEST(AudienceFeatures, CountsWhatTheCustomerBoughtByAttribute) {
   PurchaseProfile profile;
   ItemAttributes mug;

@@ -87,6 +87,62 @@ TEST(AttributeFeatures, EveryCategoryLevelBrandPriceWordsAndTags) {
             AttributeFeatures(item, ColdStartOptions()));
 }
 
+TEST(AttributeFeatures, DescriptionWordsAreAGroupOfTheirOwn) {
+  ItemAttributes item;
+  item.title = "Red mug";
+  item.description = "A red enamel mug.\nDishwasher safe; the enamel is chip proof.";
+  std::map<std::string, float> f;
+  for (const auto& [name, value] : AttributeFeatures(item, ColdStartOptions())) f[name] = value;
+  // Distinct words, stop words out; the title's "red" and "mug" are features of both groups.
+  const std::vector<std::string> words = {"red",  "enamel", "mug",  "dishwasher",
+                                          "safe", "chip",   "proof"};
+  EXPECT_EQ(DescriptionWords(item.description), words);
+  for (const auto& w : words) {
+    ASSERT_TRUE(f.count("d:" + w)) << w;
+    EXPECT_NEAR(f["d:" + w] * f["d:" + w] * 7, 1.0, 1e-6) << w;
+  }
+  EXPECT_NEAR(f["w:red"] * f["w:red"] * 2, 1.0, 1e-6);  // the title's weight is its own
+  EXPECT_FALSE(f.count("d:the"));
+  // A long description counts its first kMaxDescriptionWords distinct words.
+  ItemAttributes wordy;
+  for (int i = 0; i < 100; ++i) wordy.description += "w" + std::to_string(i) + " w0 ";
+  const auto first = DescriptionWords(wordy.description);
+  ASSERT_EQ(first.size(), kMaxDescriptionWords);
+  EXPECT_EQ(first.back(), "w" + std::to_string(kMaxDescriptionWords - 1));
+  // Weight 0 leaves the group out.
+  ColdStartOptions none;
+  none.description_weight = 0;
+  for (const auto& [name, value] : AttributeFeatures(item, none))
+    EXPECT_NE(name.rfind("d:", 0), 0u);
+}
+
+TEST(ColdStart, ADescriptionAlonePlacesAProductInItsCategory) {
+  // The planted catalog with uninformative titles and no categories: only the descriptions
+  // name the category (among words every product shares).
+  PlantedCatalog c = MakeCatalog(30);
+  const char* names[] = {"mugs", "pans", "shoes", "shirts"};
+  for (size_t i = 0; i < c.items.size(); ++i) {
+    c.items[i].category.clear();
+    c.items[i].price.reset();
+    c.items[i].title = "Item " + std::to_string(i);
+    c.items[i].description =
+        std::string("Great value. Our ") + names[i / 30] + " ship fast, great value.";
+  }
+  ColdStartModel model;
+  auto report = model.Fit(c.items, c.support, c.factors, ColdStartOptions());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_LT(report->train_rmse, report->target_rms / 2);
+  for (int k = 0; k < 4; ++k) {
+    ItemAttributes fresh;
+    fresh.title = "Item new";
+    fresh.description = std::string("New in: ") + names[k] + ", great value.";
+    auto v = model.Embed(fresh);
+    ASSERT_TRUE(v.ok());
+    ASSERT_GT(v->norm(), 0.1f) << names[k];
+    EXPECT_EQ(NearestCenter(c, *v), k) << names[k];
+  }
+}
+
 class ColdStartMethods : public ::testing::TestWithParam<ColdStartMethod> {};
 
 TEST_P(ColdStartMethods, PlacesAnUnseenProductInItsCategory) {

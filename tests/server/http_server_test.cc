@@ -560,6 +560,30 @@ TEST_F(HttpServerTest, InterestsAndCategoryLevelsAreNormalizedOnEveryWayIn) {
       ErrorField(w.Put("/v1/products/mug-11", R"({"category":["Home","  "]})", "application/json"),
                  400),
       "category");
+
+  // A description: stored as given (line breaks and tabs allowed), kept by an update without
+  // one; another control character or more than 8 KiB is refused, naming the field.
+  auto described =
+      w.Put("/v1/products/mug-11", json({{"description", "Enamel.\n\tDishwasher safe."}}).dump(),
+            "application/json");
+  ASSERT_TRUE(described);
+  EXPECT_EQ(described->status, 200) << described->body;
+  auto kept = w.Put("/v1/products/mug-11", R"({"price":4})", "application/json");
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->status, 200) << kept->body;
+  EXPECT_EQ(Body(Client().Get("/v1/products/mug-11"))["description"],
+            "Enamel.\n\tDishwasher safe.");
+  EXPECT_EQ(
+      ErrorField(w.Put("/v1/products/mug-11", R"({"description":"a\u0001b"})", "application/json"),
+                 400),
+      "description");
+  EXPECT_EQ(
+      ErrorField(w.Put("/v1/products/mug-11",
+                       json({{"description", std::string(8193, 'x')}}).dump(), "application/json"),
+                 400),
+      "description");
+  EXPECT_EQ(Body(Client().Get("/v1/products/mug-11"))["description"],
+            "Enamel.\n\tDishwasher safe.");
 }
 
 TEST_F(HttpServerTest, UnsubscribeWithTheLettersTokenOptsOut) {

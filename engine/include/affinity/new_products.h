@@ -60,7 +60,8 @@
 
 namespace affinity {
 
-// The models' view of a stored product.
+// The models' view of a stored product. Of the description, only its DescriptionWords are kept
+// (space-separated), which give the same cold-start features as the whole text.
 ItemAttributes ToItemAttributes(const ProductAttributes& attributes);
 
 // Every product's attributes and first sale, by internal id (products without a record get empty

@@ -83,8 +83,13 @@ struct CustomerProfile {
 };
 
 // Product attributes; same optional/upsert semantics as CustomerProfile.
+inline constexpr size_t kMaxDescriptionBytes = 8192;
+
 struct ProductAttributes {
   std::optional<std::string> title;
+  // Longer free text (at most kMaxDescriptionBytes; line breaks and tabs allowed); its first
+  // words place a new product (cold start) beside its title's.
+  std::optional<std::string> description;
   std::optional<std::vector<std::string>>
       category;  // path from the root: {"Home", "Kitchen", "Mugs"}
   std::optional<std::string> brand;

@@ -10,6 +10,12 @@
 //   "w:mug", "w:enamel"                                   title words: lower-cased ASCII
 //                                                         alphanumerics, ≥ 2 characters, not all
 //                                                         digits, English stop words removed
+//   "d:dishwasher", "d:safe"                              description words, the same way, each
+//                                                         once, the first kMaxDescriptionWords
+//                                                         distinct ones (a group of their own:
+//                                                         a long description does not drown
+//                                                         the title's few words, and the map
+//                                                         learns what each says apart)
 //   "t:vegan"                                             tags (lower-cased)
 //   "bias"                                                always on
 // Each group is scaled so that its squared values sum to the group's weight
@@ -54,9 +60,14 @@ struct ItemAttributes {
   std::vector<std::string> category;  // path from the root: {"Home", "Kitchen", "Mugs"}
   std::string brand;
   std::optional<double> price;  // unit price > 0; a missing or non-positive price adds nothing
-  std::string title;            // free text (title, description)
+  std::string title;            // the product's name
+  std::string description;      // longer free text; only its first words count (see "d:")
   std::vector<std::string> tags;
 };
+
+// The distinct description words a product's features use, at most (the rest of a long
+// description is left out).
+inline constexpr size_t kMaxDescriptionWords = 64;
 
 enum class ColdStartMethod { kRidge, kKnn };
 
@@ -81,6 +92,7 @@ struct ColdStartOptions {
   double brand_weight = 1.0;
   double price_weight = 1.0;
   double word_weight = 1.0;
+  double description_weight = 1.0;
   double tag_weight = 1.0;
   // Ridge solver: at most this many CG steps, stopping when every column's residual is below
   // tolerance × its right-hand side. Defaults 300 and 1e-5.
@@ -96,6 +108,10 @@ struct ColdStartOptions {
 // Lower-cased title words as the "w:" features use them (tokenized, stop words and tokens
 // shorter than 2 characters or all digits removed), in order, repeats kept.
 std::vector<std::string> TitleWords(std::string_view title);
+
+// The "d:" words of a description: TitleWords' tokens, each once, in order of first appearance,
+// at most kMaxDescriptionWords of them.
+std::vector<std::string> DescriptionWords(std::string_view description);
 
 // The named features of a product with their values (before the vocabulary filter), sorted by
 // name, each name once. Uses the group weights of `options`.
