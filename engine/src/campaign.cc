@@ -138,8 +138,8 @@ nlohmann::json PlanJson(const CampaignReport& r) {
   nlohmann::json j = CampaignReportJson(r);
   for (const char* run_only :
        {"dry_run", "resumed", "sink", "letters_sent", "letters_sent_before", "letters_pending",
-        "letters_failed", "letters_rejected", "letters_rejected_before", "letters_skipped",
-        "errors", "notes", "deliver_seconds"}) {
+        "letters_failed", "letters_rejected", "letters_rejected_before", "letters_dropped",
+        "letters_skipped", "errors", "notes", "deliver_seconds"}) {
     j.erase(run_only);
   }
   return j;
@@ -696,6 +696,7 @@ nlohmann::json CampaignReportJson(const CampaignReport& r) {
           {"letters_failed", r.letters_failed},
           {"letters_rejected", r.letters_rejected},
           {"letters_rejected_before", r.letters_rejected_before},
+          {"letters_dropped", r.letters_dropped},
           {"letters_skipped", r.letters_skipped},
           {"suppressed", std::move(suppressed)},
           {"expected_buyers", r.expected_buyers},
@@ -836,9 +837,11 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   // Addresses opted out on any account, as of now: an opt-out since the plan (a resumed run's
   // plan may be days old) on another account of the address covers this letter too.
   std::unordered_set<std::string> opted_out_addresses;
-  // Addresses this campaign has written to: one letter per address holds at delivery too, when
-  // an account's address changed since the plan to one another of its letters goes to (the
-  // addresses of letters sent by earlier runs are their accounts' addresses now).
+  // Addresses this campaign has delivered to: one letter per address holds at delivery too, when
+  // an account's address changed since the plan to one another of its letters went to (the
+  // addresses of letters sent by earlier runs are their accounts' addresses now). An address is
+  // taken once its letter is delivered (or refused for good), so a letter that cannot be built
+  // or fails leaves it to the other account's.
   std::unordered_set<std::string> addressed;
   if (!pending.empty()) {
     AFFINITY_RETURN_IF_ERROR(store.ScanCustomers([&](CustomerId id, const CustomerProfile& p) {
@@ -865,8 +868,16 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
       ++report.letters_skipped;
       continue;
     }
-    if (!addressed.insert(AddressKey(*profile.email)).second) {
-      ++report.letters_skipped;  // the address has this campaign's letter through another account
+    const std::string address = AddressKey(*profile.email);
+    if (addressed.count(address)) {
+      // The address has this campaign's letter through another account: this one is dropped,
+      // as the plan drops it (same_address), so that it neither stays pending nor counts in
+      // later campaigns' frequency cap and already-told rules.
+      if (!options.dry_run) {
+        Status dropped = store.DropLetter(letter.customer, report.campaign_id);
+        if (!dropped.ok() && dropped.code() != StatusCode::kNotFound) return dropped;
+      }
+      ++report.letters_dropped;
       continue;
     }
     letter.sent_at = clock();
@@ -883,10 +894,12 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
     if (options.dry_run) {
       // A preview says so, in its file name and in a header (first, where a reader of the file
       // sees it), so that nobody takes it for a letter that went out, or sends it on as one.
-      out->file_name = "preview-" + out->file_name;
+      // ("preview--": no campaign id makes it, two punctuation marks in a row being refused.)
+      out->file_name = "preview--" + out->file_name;
       out->message = "X-Affinity-Preview: dry run of campaign " + report.campaign_id +
                      ", not sent\r\n" + out->message;
       if (sink) AFFINITY_RETURN_IF_ERROR(sink->Deliver(*out));
+      addressed.insert(address);
       continue;
     }
     Status sent = sink->Deliver(*out);
@@ -900,6 +913,7 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
       }
       Status marked = store.MarkLetterRejected(letter.customer, report.campaign_id, clock());
       if (!marked.ok() && marked.code() != StatusCode::kNotFound) return marked;
+      addressed.insert(address);
       continue;
     }
     if (!sent.ok()) {
@@ -916,6 +930,7 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
     }
     failures_in_a_row = 0;
     ++delivered;
+    addressed.insert(address);
     if (hooks.delivered) hooks.delivered(delivered);
     Status marked = store.MarkLetterSent(letter.customer, report.campaign_id, letter.sent_at);
     if (!marked.ok() && marked.code() != StatusCode::kNotFound) return marked;
@@ -927,7 +942,7 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   report.letters_pending = options.dry_run && !report.resumed
                                ? 0
                                : static_cast<int64_t>(pending.size()) - report.letters_sent -
-                                     report.letters_rejected - forgotten;
+                                     report.letters_rejected - report.letters_dropped - forgotten;
   report.deliver_seconds = SecondsSince(deliver_start);
 
   if (!options.dry_run && record) {
@@ -941,6 +956,7 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
                                {"failed", report.letters_failed},
                                {"rejected", report.letters_rejected},
                                {"skipped", report.letters_skipped},
+                               {"dropped", report.letters_dropped},
                                {"pending", report.letters_pending}});
     record->details = std::move(details);
     AFFINITY_RETURN_IF_ERROR(store.UpdateCampaign(*record));

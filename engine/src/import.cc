@@ -442,13 +442,16 @@ Result<ImportReport> ImportGenericOnce(Store& store, const std::string& path,
           std::replace_if(
               flat.begin(), flat.end(),
               [](char ch) { return ch == '\n' || ch == '\r' || ch == '\t'; }, ' ');
+          // A longer one (a catalog export's HTML, say) is cut at a character boundary rather
+          // than costing the row its other fields.
           if (ParseText(flat, "description", problem)) {
-            if (v->size() > kMaxDescriptionBytes) {
-              *problem = RowProblem{"description is longer than " +
-                                    std::to_string(kMaxDescriptionBytes) + " bytes"};
-            } else {
-              a.description = std::string(Trim(*v));
+            std::string_view text = Trim(*v);
+            if (text.size() > kMaxDescriptionBytes) {
+              size_t end = kMaxDescriptionBytes;
+              while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xc0) == 0x80) --end;
+              text = Trim(text.substr(0, end));
             }
+            a.description = std::string(text);
           }
         }
         if (auto v = f.Get(s, "category")) {

@@ -523,20 +523,23 @@ Result<std::vector<CampaignRecord>> Store::ListCampaigns() const {
   return out;
 }
 
-Status Store::MarkLetter(CustomerId customer, std::string_view campaign, LetterStatus status,
-                         UnixSeconds at) {
+Status Store::MarkLetter(CustomerId customer, std::string_view campaign,
+                         std::optional<LetterStatus> status, UnixSeconds at) {
   Impl& d = *impl_;
   std::lock_guard lock(d.write_mu);
   if (d.read_only) return Status::FailedPrecondition("store is open read-only");
   const std::string key = codec::LetterKey(customer, campaign);
+  const std::string which = "letter of campaign '" + std::string(campaign) + "' to customer #" +
+                            std::to_string(customer.value);
   AFFINITY_ASSIGN_OR_RETURN(auto value, d.Get(d.notifications, key));
-  if (!value) {
-    return Status::NotFound("no letter of campaign '" + std::string(campaign) + "' to customer #" +
-                            std::to_string(customer.value));
-  }
+  if (!value) return Status::NotFound("no " + which);
   AFFINITY_ASSIGN_OR_RETURN(LedgerLetter letter, codec::DecodeLetter(key, *value));
-  if (letter.status != LetterStatus::kPending) return Status::Ok();
-  letter.status = status;
+  if (letter.status != LetterStatus::kPending) {
+    return status ? Status::Ok()
+                  : Status::FailedPrecondition("the " + which + " is no longer pending");
+  }
+  if (!status) return FromRocksDb(d.db->Delete(d.write_options, d.notifications, key));
+  letter.status = *status;
   letter.sent_at = at;
   return FromRocksDb(d.db->Put(d.write_options, d.notifications, key, codec::EncodeLetter(letter)));
 }
@@ -547,6 +550,10 @@ Status Store::MarkLetterSent(CustomerId customer, std::string_view campaign, Uni
 
 Status Store::MarkLetterRejected(CustomerId customer, std::string_view campaign, UnixSeconds at) {
   return MarkLetter(customer, campaign, LetterStatus::kRejected, at);
+}
+
+Status Store::DropLetter(CustomerId customer, std::string_view campaign) {
+  return MarkLetter(customer, campaign, std::nullopt, 0);
 }
 
 bool Store::read_only() const { return impl_->read_only; }

@@ -492,6 +492,21 @@ TEST(StoreLedger, ForgettingACustomerDeletesTheirLettersOnly) {
   EXPECT_EQ(letters, 2);
 }
 
+TEST(StoreLedger, DropLetterDeletesAPendingLetterOnly) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  AddCustomers(*store, 3);
+  std::vector<LedgerLetter> letters = {Letter(0, "c1", {1}), Letter(1, "c1", {1})};
+  ASSERT_TRUE(store->RecordCampaign({"c1", 5, {}}, letters).ok());
+  ASSERT_TRUE(store->MarkLetterSent(CustomerId{0}, "c1", 2000).ok());
+  EXPECT_EQ(store->DropLetter(CustomerId{0}, "c1").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->DropLetter(CustomerId{2}, "c1").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store->DropLetter(CustomerId{1}, "c1").ok());
+  EXPECT_TRUE(store->CustomerLetters(CustomerId{1})->empty());
+  ASSERT_EQ(store->CustomerLetters(CustomerId{0})->size(), 1u);
+  EXPECT_EQ((*store->CustomerLetters(CustomerId{0}))[0].status, LetterStatus::kSent);
+}
+
 TEST(StoreLedger, CampaignSecretIsMadeOnceAndKept) {
   ScratchDir dir;
   std::string secret;

@@ -61,6 +61,11 @@ void PrintReport(const CampaignReport& r) {
       static_cast<long long>(r.letters_sent_before), static_cast<long long>(r.letters_pending),
       static_cast<long long>(r.letters_failed), static_cast<long long>(r.letters_rejected),
       static_cast<long long>(r.letters_skipped));
+  if (r.letters_dropped > 0) {
+    std::printf(
+        "dropped: %lld (their address had this campaign's letter through another account)\n",
+        static_cast<long long>(r.letters_dropped));
+  }
   std::printf("suppressed:");
   if (r.suppressed.empty()) std::printf(" none");
   for (const auto& [rule, n] : r.suppressed) {

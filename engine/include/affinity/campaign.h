@@ -36,10 +36,11 @@
 //     the .eml sink that rewrites the same file; over SMTP the receiver gets it twice with the
 //     same Message-ID (at-least-once, not exactly-once, for those letters only).
 // A customer forgotten between the phases has no letters left (Store::ForgetCustomer deletes
-// them). A letter whose customer opted out, or no longer has a valid address, or whose address
-// another letter of the campaign goes to (an address changed since the plan: one letter per
-// address), or whose message their data cannot make (an unsubscribe link too long for a header)
-// is skipped at delivery and stays pending. A plan without letters is not recorded: running the id
+// them). A letter whose address another letter of the campaign was delivered to (an address
+// changed since the plan: one letter per address) is dropped from the ledger at delivery. A
+// letter whose customer opted out, or no longer has a valid address, or whose message their data
+// cannot make (an unsubscribe link too long for a header) is skipped at delivery and stays
+// pending. A plan without letters is not recorded: running the id
 // again plans again.
 #pragma once
 
@@ -165,9 +166,12 @@ struct CampaignReport {
   int64_t letters_failed = 0;           // delivery errors worth retrying in this run (left pending)
   int64_t letters_rejected = 0;         // refused for good by the server in this run (not retried)
   int64_t letters_rejected_before = 0;  // refused in earlier runs of the campaign
+  // Pending letters removed from the ledger at delivery: their address (an account's address
+  // changed since the plan) has this campaign's letter through another account, delivered by
+  // this run or an earlier one (one letter per address, as the plan's same_address rule).
+  int64_t letters_dropped = 0;
   // Pending letters not delivered: the customer opted out or lost a valid address since the
-  // plan, or their address is another letter's of the campaign now, or was forgotten, or their
-  // letter cannot be built (see the file comment).
+  // plan, or was forgotten, or their letter cannot be built (see the file comment).
   int64_t letters_skipped = 0;
   std::map<std::string, int64_t> suppressed;  // rule → count (see the file comment)
   double expected_buyers = 0;                 // Σ probability over the planned letters
@@ -181,7 +185,7 @@ struct CampaignReport {
 // products [{product, title, product_vector, audience, letters, expected_buyers, skipped}],
 // top_products (ids, up to 5), customers_scored, letters_planned, letters_sent,
 // letters_sent_before, letters_pending, letters_failed, letters_rejected,
-// letters_rejected_before, letters_skipped,
+// letters_rejected_before, letters_dropped, letters_skipped,
 // suppressed {rule: n}, expected_buyers, errors, notes, plan_seconds, deliver_seconds.
 nlohmann::json CampaignReportJson(const CampaignReport& report);
 

@@ -37,7 +37,7 @@
 // calibration on the study at T against two baselines computed from the purchases before T:
 //   category_affinity: customers by past spend in the product's category, deepest level first
 //     (spend at the leaf, then at each parent level, breaking ties); for products without a
-//     category, by spend on products sharing description words:
+//     category, by spend on products sharing title words:
 //       score(u) = Σ_{w ∈ words(new)} Σ_{p bought by u, w ∈ words(p)} spend_up;
 //   most_active: customers by number of purchase events.
 // Metrics per new product with at least one buyer in the universe, then averaged (macro):

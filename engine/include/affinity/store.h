@@ -161,7 +161,8 @@ class Store {
   // with this id is stored; InvalidArgument for a bad campaign id, a letter of another
   // campaign, a letter that is not pending, or two letters to one customer; IOError. A letter to
   // a customer forgotten since it was planned is not written (ForgetCustomer and this call are
-  // serialized, so no ledger entry outlives a forget).
+  // serialized, so no ledger entry outlives a forget); if that leaves none, the campaign is
+  // recorded without letters (a re-run resumes it with nothing to send).
   Status RecordCampaign(const CampaignRecord& campaign, std::span<const LedgerLetter> letters);
   // Replaces a stored campaign's details (the runner's report). NotFound if it is not stored.
   Status UpdateCampaign(const CampaignRecord& campaign);
@@ -175,6 +176,10 @@ class Store {
   Status MarkLetterSent(CustomerId customer, std::string_view campaign, UnixSeconds at);
   // Same, for a letter the receiving server refused for good.
   Status MarkLetterRejected(CustomerId customer, std::string_view campaign, UnixSeconds at);
+  // Deletes the pending (customer, campaign) letter: the campaign will not send it (its address
+  // has the campaign's letter through another account). NotFound if there is no such letter;
+  // FailedPrecondition if it is no longer pending (a letter sent or rejected stays on record).
+  Status DropLetter(CustomerId customer, std::string_view campaign);
   // One customer's letters, in campaign-id order (one prefix scan).
   Result<std::vector<LedgerLetter>> CustomerLetters(CustomerId customer) const;
   // Streams every letter in (customer, campaign) order; stops early when `fn` returns false.
@@ -224,9 +229,10 @@ class Store {
 
  private:
   class Impl;
-  // Moves a pending letter to `status` at `at` (MarkLetterSent, MarkLetterRejected).
-  Status MarkLetter(CustomerId customer, std::string_view campaign, LetterStatus status,
-                    UnixSeconds at);
+  // Moves a pending letter to `status` at `at` (MarkLetterSent, MarkLetterRejected), or deletes
+  // it for std::nullopt (DropLetter).
+  Status MarkLetter(CustomerId customer, std::string_view campaign,
+                    std::optional<LetterStatus> status, UnixSeconds at);
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
