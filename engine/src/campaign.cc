@@ -837,20 +837,33 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
   // Addresses opted out on any account, as of now: an opt-out since the plan (a resumed run's
   // plan may be days old) on another account of the address covers this letter too.
   std::unordered_set<std::string> opted_out_addresses;
-  // Addresses this campaign has delivered to: one letter per address holds at delivery too, when
-  // an account's address changed since the plan to one another of its letters went to (the
-  // addresses of letters sent by earlier runs are their accounts' addresses now). An address is
-  // taken once its letter is delivered (or refused for good), so a letter that cannot be built
-  // or fails leaves it to the other account's.
-  std::unordered_set<std::string> addressed;
+  // One letter per address holds at delivery too, when an account's address changed since the
+  // plan to one another of its letters goes to. `addressed`: the addresses this run delivered a
+  // letter to (taken once delivered, so a letter that cannot be built or fails leaves the
+  // address to the other account's); a letter to one of them is dropped. `sent_earlier`: the
+  // addresses of now of the accounts whose letter an earlier run sent (the ledger keeps no
+  // addresses, so that account may have moved since): a letter to one of them is skipped and
+  // stays pending, not dropped on that guess.
+  std::unordered_set<std::string> addressed, sent_earlier;
   if (!pending.empty()) {
     AFFINITY_RETURN_IF_ERROR(store.ScanCustomers([&](CustomerId id, const CustomerProfile& p) {
       if (!p.email || p.email->empty()) return true;
       if (p.opted_out.value_or(false)) opted_out_addresses.insert(AddressKey(*p.email));
-      if (sent_before.count(id.value)) addressed.insert(AddressKey(*p.email));
+      if (sent_before.count(id.value)) sent_earlier.insert(AddressKey(*p.email));
       return true;
     }));
   }
+  // In the plan's order (most expected buyers first, as the plan's same_address rule keeps
+  // them; a resumed plan comes from the ledger in customer order), so that of two accounts now
+  // at one address, the one the plan would keep gets the letter.
+  auto expected = [](const LedgerLetter& l) {
+    double sum = 0;
+    for (const LetterProduct& p : l.products) sum += p.probability;
+    return sum;
+  };
+  std::stable_sort(
+      pending.begin(), pending.end(),
+      [&](const LedgerLetter& a, const LedgerLetter& b) { return expected(a) > expected(b); });
   for (LedgerLetter& letter : pending) {
     auto customer = store.CustomerExternalId(letter.customer);
     if (!customer.ok()) {
@@ -869,6 +882,10 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
       continue;
     }
     const std::string address = AddressKey(*profile.email);
+    if (sent_earlier.count(address)) {
+      ++report.letters_skipped;
+      continue;
+    }
     if (addressed.count(address)) {
       // The address has this campaign's letter through another account: this one is dropped,
       // as the plan drops it (same_address), so that it neither stays pending nor counts in
@@ -913,7 +930,6 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
       }
       Status marked = store.MarkLetterRejected(letter.customer, report.campaign_id, clock());
       if (!marked.ok() && marked.code() != StatusCode::kNotFound) return marked;
-      addressed.insert(address);
       continue;
     }
     if (!sent.ok()) {

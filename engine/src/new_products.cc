@@ -559,7 +559,7 @@ Result<NewProductEvaluation> EvaluateNewProducts(const Store& store,
     for (size_t m = 1; m < names.size(); ++m) {
       Accumulate(ScoreAudience(launch.compare_scores[m - 1], launch.buyers), &sums[m]);
     }
-    // Category affinity: spend at the leaf, then each parent level; or description words.
+    // Category affinity: spend at the leaf, then each parent level; or title words.
     const auto& category = catalog.items[launch.product.value].category;
     std::vector<float> affinity;
     if (!category.empty()) {

@@ -36,12 +36,13 @@
 //     the .eml sink that rewrites the same file; over SMTP the receiver gets it twice with the
 //     same Message-ID (at-least-once, not exactly-once, for those letters only).
 // A customer forgotten between the phases has no letters left (Store::ForgetCustomer deletes
-// them). A letter whose address another letter of the campaign was delivered to (an address
-// changed since the plan: one letter per address) is dropped from the ledger at delivery. A
-// letter whose customer opted out, or no longer has a valid address, or whose message their data
-// cannot make (an unsubscribe link too long for a header) is skipped at delivery and stays
-// pending. A plan without letters is not recorded: running the id
-// again plans again.
+// them). Pending letters are delivered most expected buyers first (the plan's order). A letter
+// whose address another letter of the campaign was delivered to by this run (an address changed
+// since the plan: one letter per address) is dropped from the ledger at delivery. A letter whose
+// customer opted out, or no longer has a valid address, or whose address is now that of an
+// account an earlier run's letter went to, or whose message their data cannot make (an
+// unsubscribe link too long for a header) is skipped at delivery and stays pending. A plan without
+// letters is not recorded: running the id again plans again.
 #pragma once
 
 #include <cstdint>
@@ -167,8 +168,8 @@ struct CampaignReport {
   int64_t letters_rejected = 0;         // refused for good by the server in this run (not retried)
   int64_t letters_rejected_before = 0;  // refused in earlier runs of the campaign
   // Pending letters removed from the ledger at delivery: their address (an account's address
-  // changed since the plan) has this campaign's letter through another account, delivered by
-  // this run or an earlier one (one letter per address, as the plan's same_address rule).
+  // changed since the plan) got this campaign's letter through another account in this run (one
+  // letter per address, as the plan's same_address rule).
   int64_t letters_dropped = 0;
   // Pending letters not delivered: the customer opted out or lost a valid address since the
   // plan, or was forgotten, or their letter cannot be built (see the file comment).
