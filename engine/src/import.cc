@@ -438,13 +438,9 @@ Result<ImportReport> ImportGenericOnce(Store& store, const std::string& path,
         if (auto v = f.Get(s, "description")) {
           // Line breaks and tabs are kept (a quoted CSV field may hold them); other control
           // characters are refused.
-          std::string flat(*v);
-          std::replace_if(
-              flat.begin(), flat.end(),
-              [](char ch) { return ch == '\n' || ch == '\r' || ch == '\t'; }, ' ');
           // A longer one (a catalog export's HTML, say) is cut at a character boundary rather
           // than costing the row its other fields.
-          if (ParseText(flat, "description", problem)) {
+          if (ParseText(LineBreaksAsSpaces(*v), "description", problem)) {
             std::string_view text = Trim(*v);
             if (text.size() > kMaxDescriptionBytes) {
               size_t end = kMaxDescriptionBytes;

@@ -28,6 +28,14 @@ Result<EventType> ParseEventType(std::string_view name) {
       "type");
 }
 
+std::string LineBreaksAsSpaces(std::string_view text) {
+  std::string out(text);
+  for (char& ch : out) {
+    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+  }
+  return out;
+}
+
 std::string JoinCategory(const std::vector<std::string>& levels) {
   std::string out;
   for (const auto& level : levels) {

@@ -443,11 +443,7 @@ Result<ProductAttributes> ParseProduct(const json& j) {
   // A description may run over lines: UTF-8 text, at most 8 KiB, without control characters
   // other than line breaks and tabs.
   if (a.description) {
-    std::string flat = *a.description;
-    for (char& ch : flat) {
-      if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
-    }
-    if (!ValidUtf8(flat, kMaxDescriptionBytes)) {
+    if (!ValidUtf8(LineBreaksAsSpaces(*a.description), kMaxDescriptionBytes)) {
       return Status::InvalidArgument(
           "description must be UTF-8 text without control characters other than line breaks "
           "and tabs, at most " +

@@ -97,6 +97,21 @@ class CampaignTest : public ::testing::Test {
     return RunCampaign(*engine_, o, LetterOptions(), templates, sink);
   }
 
+  // The customers a dry run of `o` writes to (`told`); then `o` planned while the server is down,
+  // so that every letter is pending.
+  void PlanWhileDown(CampaignOptions o, std::vector<std::string>* told) {
+    o.dry_run = true;
+    MemorySink preview;
+    ASSERT_TRUE(Run(o, &preview).ok());
+    *told = preview.Recipients();
+    o.dry_run = false;
+    MemorySink down;
+    down.fail_after = 0;
+    auto planned = Run(o, &down);
+    ASSERT_TRUE(planned.ok()) << planned.status().ToString();
+    ASSERT_EQ(planned->letters_sent, 0);
+  }
+
   int64_t LedgerSize() const {
     int64_t n = 0;
     EXPECT_TRUE(store_
@@ -369,20 +384,12 @@ TEST_F(CampaignTest, CampaignIdsThatDifferInPunctuationHaveTheirOwnMessageIdsAnd
 }
 
 TEST_F(CampaignTest, AnAddressChangedSinceThePlanGetsOneLetter) {
-  CampaignOptions o = Options();
-  o.dry_run = true;
-  MemorySink preview;
-  ASSERT_TRUE(Run(o, &preview).ok());
-  const std::vector<std::string> told = preview.Recipients();
-  ASSERT_GE(told.size(), 4u);
   // Planned while the server is down (every letter pending), each customer with an address of
   // their own; then two of them take one address.
-  o.dry_run = false;
-  MemorySink down;
-  down.fail_after = 0;
-  auto planned = Run(o, &down);
-  ASSERT_TRUE(planned.ok()) << planned.status().ToString();
-  ASSERT_EQ(planned->letters_sent, 0);
+  const CampaignOptions o = Options();
+  std::vector<std::string> told;
+  ASSERT_NO_FATAL_FAILURE(PlanWhileDown(o, &told));
+  ASSERT_GE(told.size(), 4u);
   CustomerProfile moved;
   moved.email = "Shared@mail.example";
   ASSERT_TRUE(engine_->UpsertCustomer(told[0], moved).ok());
@@ -432,16 +439,10 @@ TEST_F(CampaignTest, AnAddressChangedSinceThePlanGetsOneLetter) {
 }
 
 TEST_F(CampaignTest, AnAccountMovedOntoAnAddressAnEarlierRunWroteToIsSkipped) {
-  CampaignOptions o = Options();
-  o.dry_run = true;
-  MemorySink preview;
-  ASSERT_TRUE(Run(o, &preview).ok());
-  const std::vector<std::string> told = preview.Recipients();
+  const CampaignOptions o = Options();
+  std::vector<std::string> told;
+  ASSERT_NO_FATAL_FAILURE(PlanWhileDown(o, &told));
   ASSERT_GE(told.size(), 3u);
-  o.dry_run = false;
-  MemorySink down;
-  down.fail_after = 0;
-  ASSERT_TRUE(Run(o, &down).ok());  // planned, every letter pending
   // One letter goes out before the server goes down again; then another account, still
   // pending, takes that letter's address.
   MemorySink one;

@@ -84,6 +84,9 @@ struct CustomerProfile {
 
 // Product attributes; same optional/upsert semantics as CustomerProfile.
 inline constexpr size_t kMaxDescriptionBytes = 8192;
+// `text` with its line breaks and tabs as spaces: what the checks for control characters see of
+// a description, which may run over lines.
+std::string LineBreaksAsSpaces(std::string_view text);
 
 struct ProductAttributes {
   std::optional<std::string> title;
