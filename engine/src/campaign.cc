@@ -953,12 +953,15 @@ Result<CampaignReport> RunCampaign(ServingEngine& engine, const CampaignOptions&
     ++report.letters_sent;
     if (hooks.marked_sent) hooks.marked_sent(report.letters_sent);
   }
-  // Everything not sent (skipped, failed, not reached) is still pending.
-  // (A dry run of a new plan leaves nothing pending: it recorded nothing.)
-  report.letters_pending = options.dry_run && !report.resumed
-                               ? 0
-                               : static_cast<int64_t>(pending.size()) - report.letters_sent -
-                                     report.letters_rejected - report.letters_dropped - forgotten;
+  // Everything not sent (skipped, failed, not reached) is still pending. A dry run changes
+  // nothing: of a new plan nothing is pending (it recorded nothing); of a resumed one every
+  // pending letter still is, those it counts in letters_dropped (would drop) included.
+  if (options.dry_run) {
+    report.letters_pending = report.resumed ? static_cast<int64_t>(pending.size()) - forgotten : 0;
+  } else {
+    report.letters_pending = static_cast<int64_t>(pending.size()) - report.letters_sent -
+                             report.letters_rejected - report.letters_dropped - forgotten;
+  }
   report.deliver_seconds = SecondsSince(deliver_start);
 
   if (!options.dry_run && record) {

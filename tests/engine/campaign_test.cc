@@ -395,6 +395,17 @@ TEST_F(CampaignTest, AnAddressChangedSinceThePlanGetsOneLetter) {
   ASSERT_TRUE(engine_->UpsertCustomer(told[0], moved).ok());
   moved.email = "shared@MAIL.example";
   ASSERT_TRUE(engine_->UpsertCustomer(told[1], moved).ok());
+  // A dry run first: it counts the letter it would drop, and leaves it (and every other) pending.
+  CampaignOptions dry = o;
+  dry.dry_run = true;
+  MemorySink preview;
+  auto previewed = Run(dry, &preview);
+  ASSERT_TRUE(previewed.ok()) << previewed.status().ToString();
+  EXPECT_TRUE(previewed->resumed);
+  EXPECT_EQ(previewed->letters_dropped, 1);
+  EXPECT_EQ(previewed->letters_sent, 0);
+  EXPECT_EQ(previewed->letters_pending, static_cast<int64_t>(told.size()));
+  EXPECT_EQ(preview.letters.size(), told.size() - 1);
   MemorySink up;
   auto resumed = Run(o, &up);
   ASSERT_TRUE(resumed.ok()) << resumed.status().ToString();

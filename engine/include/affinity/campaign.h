@@ -163,13 +163,14 @@ struct CampaignReport {
   int64_t letters_planned = 0;
   int64_t letters_sent = 0;             // by this run
   int64_t letters_sent_before = 0;      // by earlier runs of the campaign
-  int64_t letters_pending = 0;          // still pending after this run
+  int64_t letters_pending = 0;          // still pending after this run (a dry run: as before it)
   int64_t letters_failed = 0;           // delivery errors worth retrying in this run (left pending)
   int64_t letters_rejected = 0;         // refused for good by the server in this run (not retried)
   int64_t letters_rejected_before = 0;  // refused in earlier runs of the campaign
   // Pending letters removed from the ledger at delivery: their address (an account's address
   // changed since the plan) got this campaign's letter through another account in this run (one
-  // letter per address, as the plan's same_address rule).
+  // letter per address, as the plan's same_address rule). A dry run counts the letters it would
+  // drop and leaves them pending.
   int64_t letters_dropped = 0;
   // Pending letters not delivered: the customer opted out or lost a valid address since the
   // plan, or was forgotten, or their letter cannot be built (see the file comment).
