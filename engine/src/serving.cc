@@ -2371,6 +2371,13 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
     result.snapshot_version = state->model->snapshot.version;
     break;
   }
+  // Versions published since the one served hold them as well (a training run that publishes
+  // after this point leaves them out: affinity train checks the store before it publishes).
+  if (auto versions = ListSnapshots(root_); versions.ok() && !versions->empty()) {
+    result.newest_snapshot = std::max(versions->back(), result.snapshot_version);
+  } else {
+    result.newest_snapshot = result.snapshot_version;
+  }
   return result;
 }
 

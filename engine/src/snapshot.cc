@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
+#include "affinity/store.h"
 #include "affinity/time_util.h"
 
 namespace affinity {
@@ -293,24 +295,14 @@ Result<std::vector<int64_t>> ListSnapshots(const std::string& root) {
   return versions;
 }
 
-Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot) {
-  std::error_code ec;
-  fs::create_directories(root, ec);
-  if (ec) return Status::IOError("cannot create " + root + ": " + ec.message());
-  // One publisher at a time: two overlapping runs would pick the same version and temporary names.
-  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root));
-  // Clean temporary directories left by an interrupted publish (safe under the lock).
-  for (const auto& entry : fs::directory_iterator(root, ec)) {
-    if (entry.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(entry.path(), ec);
-  }
-  AFFINITY_ASSIGN_OR_RETURN(std::vector<int64_t> versions, ListSnapshots(root));
-  const int64_t version = versions.empty() ? 1 : versions.back() + 1;
-  const std::string name = VersionName(version);
-  const std::string tmp = (fs::path(root) / (".tmp-" + name)).string();
-  fs::create_directories(tmp, ec);
-  if (ec) return Status::IOError("cannot create " + tmp + ": " + ec.message());
+namespace {
 
+// Writes the files of `snapshot` as version `version` into the existing directory `dir`, its
+// manifest last, and fsyncs them and the directory. The manifest is snapshot.manifest with the
+// format, version, created_at, counts and file checksums set (its old "files" replaced).
+Status WriteSnapshotDir(const std::string& dir, const Snapshot& snapshot, int64_t version) {
   nlohmann::json manifest = snapshot.manifest;
+  manifest["files"] = nlohmann::json::object();
   manifest["format"] = 1;
   manifest["version"] = version;
   manifest["created_at"] =
@@ -329,7 +321,7 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
       {"products.ids", EncodeIds(snapshot.product_ids)},
   };
   for (const auto& [file, data] : files) {
-    AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
+    AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(dir) / file).string(), data));
     manifest["files"][file] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
   }
   if (snapshot.item_weights.size() > 0) {
@@ -338,7 +330,7 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
                                      "item_weights");
     }
     const std::string data = EncodeMatrix(RowMajorMatrixXf(snapshot.item_weights));
-    AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / kItemWeightsFile).string(), data));
+    AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(dir) / kItemWeightsFile).string(), data));
     manifest["files"][kItemWeightsFile] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
   }
   if (snapshot.cold_start) {
@@ -353,7 +345,7 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
                              "\n"},
         {kColdStartWeightsFile, EncodeMatrix(snapshot.cold_start->weights())}};
     for (const auto& [file, data] : parts) {
-      AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
+      AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(dir) / file).string(), data));
       manifest["files"][file] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
     }
   }
@@ -364,13 +356,35 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
         manifest["files"].contains(file) || file == "manifest.json" || ReservedFile(file)) {
       return Status::InvalidArgument("bad extra snapshot file name '" + file + "'", "extra_files");
     }
-    AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(tmp) / file).string(), data));
+    AFFINITY_RETURN_IF_ERROR(WriteFileSynced((fs::path(dir) / file).string(), data));
     manifest["files"][file] = {{"bytes", data.size()}, {"crc32", Crc32(data)}};
   }
   AFFINITY_RETURN_IF_ERROR(WriteFileSynced(
-      (fs::path(tmp) / "manifest.json").string(),
+      (fs::path(dir) / "manifest.json").string(),
       manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"));
-  AFFINITY_RETURN_IF_ERROR(SyncDirectory(tmp));
+  return SyncDirectory(dir);
+}
+
+}  // namespace
+
+Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot) {
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec) return Status::IOError("cannot create " + root + ": " + ec.message());
+  // One publisher at a time: two overlapping runs would pick the same version and temporary names.
+  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root));
+  // Clean temporary directories left by an interrupted publish (safe under the lock).
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (entry.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(entry.path(), ec);
+  }
+  AFFINITY_ASSIGN_OR_RETURN(std::vector<int64_t> versions, ListSnapshots(root));
+  const int64_t version = versions.empty() ? 1 : versions.back() + 1;
+  const std::string name = VersionName(version);
+  const std::string tmp = (fs::path(root) / (".tmp-" + name)).string();
+  fs::create_directories(tmp, ec);
+  if (ec) return Status::IOError("cannot create " + tmp + ": " + ec.message());
+
+  AFFINITY_RETURN_IF_ERROR(WriteSnapshotDir(tmp, snapshot, version));
   const std::string final_dir = (fs::path(root) / name).string();
   if (::rename(tmp.c_str(), final_dir.c_str()) != 0) return Errno("cannot rename to", final_dir);
   AFFINITY_RETURN_IF_ERROR(SyncDirectory(root));
@@ -382,6 +396,89 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
     return Errno("cannot rename to", current);
   AFFINITY_RETURN_IF_ERROR(SyncDirectory(root));
   return version;
+}
+
+Status RewriteSnapshot(const std::string& root, const Snapshot& snapshot) {
+  const std::string name = VersionName(snapshot.version);
+  const std::string final_dir = (fs::path(root) / name).string();
+  std::error_code ec;
+  if (!fs::is_directory(final_dir, ec)) return Status::NotFound("no snapshot " + final_dir);
+  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root));
+  // ".tmp-": an interrupted rewrite's leftovers (the new files, or the old ones after the swap)
+  // are cleaned like an interrupted publish's.
+  const std::string tmp = (fs::path(root) / (".tmp-rewrite-" + name)).string();
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) return Status::IOError("cannot create " + tmp + ": " + ec.message());
+  AFFINITY_RETURN_IF_ERROR(WriteSnapshotDir(tmp, snapshot, snapshot.version));
+  // One atomic exchange of the two directories: a reader opening the version sees the old files
+  // or the new ones, never a mix (a loader that is reading while it happens may find a file that
+  // does not match the manifest it read, and fails with Corruption: a reload to retry).
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0) {
+    return Errno("cannot exchange " + tmp + " with", final_dir);
+  }
+  AFFINITY_RETURN_IF_ERROR(SyncDirectory(root));
+  fs::remove_all(tmp, ec);  // now the old files; what is left is cleaned by the next publish
+  return Status::Ok();
+}
+
+std::vector<std::string> ForgetInSnapshot(Snapshot* snapshot,
+                                          const std::unordered_set<std::string>& customers) {
+  std::vector<std::string> found;
+  if (customers.empty()) return found;
+  for (size_t u = 0; u < snapshot->customer_ids.size(); ++u) {
+    std::string& id = snapshot->customer_ids[u];
+    if (id.empty() || !customers.count(id)) continue;
+    found.push_back(id);
+    id.clear();
+    if (static_cast<Eigen::Index>(u) < snapshot->user_factors.rows()) {
+      snapshot->user_factors.row(static_cast<Eigen::Index>(u)).setZero();
+    }
+  }
+  // insights.jsonl: one JSON object per line, its "customer" the external id.
+  if (auto it = snapshot->extra_files.find("insights.jsonl"); it != snapshot->extra_files.end()) {
+    std::string kept;
+    kept.reserve(it->second.size());
+    std::string_view rest(it->second);
+    while (!rest.empty()) {
+      const size_t end = rest.find('\n');
+      const std::string_view line =
+          rest.substr(0, end == std::string_view::npos ? rest.size() : end + 1);
+      rest.remove_prefix(line.size());
+      bool drop = false;
+      if (line.find("\"customer\"") != std::string_view::npos) {
+        auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+        if (row.is_object()) {
+          auto c = row.find("customer");
+          if (c != row.end() && c->is_string() && customers.count(c->get<std::string>())) {
+            drop = true;
+            const std::string& id = c->get_ref<const std::string&>();
+            if (std::find(found.begin(), found.end(), id) == found.end()) found.push_back(id);
+          }
+        }
+      }
+      if (!drop) kept.append(line);
+    }
+    it->second = std::move(kept);
+  }
+  if (!found.empty()) {
+    const int64_t before = snapshot->manifest.value("forgotten_customers", int64_t{0});
+    snapshot->manifest["forgotten_customers"] = before + static_cast<int64_t>(found.size());
+  }
+  return found;
+}
+
+Result<int64_t> ForgetGoneCustomers(const Store& store, Snapshot* snapshot) {
+  std::unordered_set<std::string> gone;
+  for (size_t u = 0; u < snapshot->customer_ids.size(); ++u) {
+    const std::string& id = snapshot->customer_ids[u];
+    if (id.empty()) continue;
+    auto stored = store.CustomerExternalId(CustomerId{static_cast<uint32_t>(u)});
+    if (stored.ok() && *stored == id) continue;
+    if (!stored.ok() && stored.status().code() != StatusCode::kNotFound) return stored.status();
+    gone.insert(id);
+  }
+  return static_cast<int64_t>(ForgetInSnapshot(snapshot, gone).size());
 }
 
 Result<int64_t> CurrentSnapshotVersion(const std::string& root) {

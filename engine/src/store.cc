@@ -430,6 +430,22 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
   return receipt;
 }
 
+Status Store::Compact() {
+  Impl& d = *impl_;
+  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Flush(flush, d.handles)));
+  rocksdb::CompactRangeOptions options;
+  // Rewrite the last level too, even when a single file holds the range: that is where the
+  // deleted records' bytes are.
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (rocksdb::ColumnFamilyHandle* cf : d.handles) {
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->CompactRange(options, cf, nullptr, nullptr)));
+  }
+  return Status::Ok();
+}
+
 Status ValidateCampaignId(std::string_view id) {
   auto alnum = [](char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');

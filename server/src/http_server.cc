@@ -1233,11 +1233,13 @@ class HttpServer::Impl {
                            {"id_mappings", true},  // both directions, always present for a known id
                            {"notifications", r.notifications},
                            {"online_vector", forgot->had_vector}}},
+                         {"newest_snapshot", forgot->newest_snapshot},
                          {"snapshots",
                           "hidden from every answer now; snapshot v" +
-                              std::to_string(forgot->snapshot_version) +
+                              std::to_string(forgot->newest_snapshot) +
                               " and older ones still hold the id, vector and insights row on disk "
-                              "until they are deleted; the next retrain's snapshot does not"}});
+                              "(affinity forget --snapshots removes them there); a retrain "
+                              "publishing after this call leaves them out"}});
         });
     Add("GET", R"(/v1/customers/([^/]+)/insights)", "insights", Access::kCustomer,
         [this](const httplib::Request& req, httplib::Response& res, Role) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "affinity/store.h"
 #include "test_util.h"
 
 namespace affinity {
@@ -149,6 +150,93 @@ TEST(Snapshot, InterruptedPublishKeepsThePreviousCurrent) {
   EXPECT_EQ(*v, 2);
   EXPECT_FALSE(fs::exists(root + "/.tmp-v000002"));
   EXPECT_EQ(LoadSnapshot(root)->version, 2);
+}
+
+TEST(Snapshot, ForgettingRewritesAPublishedVersionInPlace) {
+  ScratchDir dir;
+  const std::string root = dir.Sub("snapshots");
+  Snapshot made = Make(4, 0.5f);
+  made.customer_ids = {"alice", "bob", "carol"};
+  made.extra_files["insights.jsonl"] =
+      "{\"T\":1,\"customer\":\"alice\",\"stage\":\"core\"}\n"
+      "{\"T\":2,\"customer\":\"bob\",\"reasons\":[{\"detail\":\"\\\"customer\\\":\\\"alice\\\"\"}]}"
+      "\n"
+      "{\"T\":3,\"customer\":\"carol\"}\n";
+  ASSERT_TRUE(PublishSnapshot(root, made).ok());
+  ASSERT_TRUE(PublishSnapshot(root, Make(4, 1.5f)).ok());  // v2, current
+
+  auto v1 = LoadSnapshot(root, 1);
+  ASSERT_TRUE(v1.ok());
+  const std::vector<std::string> found = ForgetInSnapshot(&*v1, {"alice", "nobody"});
+  EXPECT_EQ(found, (std::vector<std::string>{"alice"}));
+  ASSERT_TRUE(RewriteSnapshot(root, *v1).ok());
+
+  auto again = LoadSnapshot(root, 1);  // checksums match the new files
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->customer_ids, (std::vector<std::string>{"", "bob", "carol"}));
+  EXPECT_TRUE(again->user_factors.row(0).isZero());
+  EXPECT_EQ(again->user_factors.row(1), made.user_factors.row(1));
+  EXPECT_EQ(again->user_factors.row(2), made.user_factors.row(2));
+  EXPECT_EQ(again->item_factors, made.item_factors);
+  // Only alice's row goes, not bob's, whose text merely mentions her.
+  const std::string& rows = again->extra_files.at("insights.jsonl");
+  EXPECT_EQ(rows.find("\"customer\":\"alice\""), std::string::npos) << rows;
+  EXPECT_NE(rows.find("\"customer\":\"bob\""), std::string::npos) << rows;
+  EXPECT_NE(rows.find("\"customer\":\"carol\""), std::string::npos) << rows;
+  EXPECT_EQ(again->manifest["forgotten_customers"], 1);
+  EXPECT_EQ(again->manifest["model"], "ials");
+  EXPECT_EQ(again->created_at, v1->created_at);
+  // Nothing of alice is left in the version's other files, and the rest of the root is as it was.
+  for (const auto& entry : fs::directory_iterator(root + "/v000001")) {
+    if (entry.path().filename() == "insights.jsonl") continue;  // bob's text names her, above
+    EXPECT_EQ(testing::ReadFile(entry.path().string()).find("alice"), std::string::npos)
+        << entry.path();
+  }
+  EXPECT_EQ(testing::ReadFile(root + "/CURRENT"), "v000002\n");
+  EXPECT_EQ(*ListSnapshots(root), (std::vector<int64_t>{1, 2}));
+  for (const auto& entry : fs::directory_iterator(root)) {
+    EXPECT_NE(entry.path().filename().string().rfind(".tmp-", 0), 0u) << entry.path();
+  }
+  Snapshot absent = *again;
+  absent.version = 9;
+  EXPECT_EQ(RewriteSnapshot(root, absent).code(), StatusCode::kNotFound);
+}
+
+TEST(Snapshot, ATrainingRunLeavesOutCustomersForgottenWhileItRan) {
+  // The run read the ids (its read-only view); a server beside it then forgot bob.
+  ScratchDir dir;
+  StoreOptions options;
+  auto writer = Store::Open(dir.Sub("db"), options);
+  ASSERT_TRUE(writer.ok());
+  std::vector<EventInput> events;
+  for (const char* c : {"alice", "bob", "carol"}) {
+    EventInput e;
+    e.customer = c;
+    e.product = "mug";
+    e.time = 100;
+    e.quantity = 1;
+    e.event_id = std::string("e-") + c;
+    events.push_back(e);
+  }
+  ASSERT_TRUE((*writer)->AppendEvents(events).ok());
+  Snapshot s = Make(2, 1.0f);
+  for (uint32_t u = 0; u < 3; ++u) s.customer_ids[u] = *(*writer)->CustomerExternalId({u});
+  s.extra_files["insights.jsonl"] = "{\"customer\":\"bob\"}\n{\"customer\":\"carol\"}\n";
+  options.read_only = true;
+  auto before = Store::Open(dir.Sub("db"), options);
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE((*writer)->ForgetCustomer("bob").ok());
+  // The view opened before the forget still has bob; one opened after does not.
+  Snapshot stale = s;
+  EXPECT_EQ(*ForgetGoneCustomers(**before, &stale), 0);
+  auto now = Store::Open(dir.Sub("db"), options);
+  ASSERT_TRUE(now.ok());
+  auto gone = ForgetGoneCustomers(**now, &s);
+  ASSERT_TRUE(gone.ok()) << gone.status().ToString();
+  EXPECT_EQ(*gone, 1);
+  EXPECT_EQ(s.customer_ids, (std::vector<std::string>{"alice", "", "carol"}));
+  EXPECT_TRUE(s.user_factors.row(1).isZero());
+  EXPECT_EQ(s.extra_files["insights.jsonl"], "{\"customer\":\"carol\"}\n");
 }
 
 TEST(Snapshot, ConcurrentPublishIsRefusedAndBadManifestsAreCorruption) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <set>
 
@@ -490,6 +491,39 @@ TEST(StoreLedger, ForgettingACustomerDeletesTheirLettersOnly) {
                   })
                   .ok());
   EXPECT_EQ(letters, 2);
+}
+
+// The bytes of every file under `dir` contain `needle`.
+bool AnyFileHolds(const std::string& dir, const std::string& needle) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    if (testing::ReadFile(entry.path().string()).find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(Store, CompactionTakesAForgottenCustomersBytesOutOfTheFiles) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  CustomerProfile profile;
+  profile.email = "forget-me-7f3a@mail.example";
+  std::vector<std::pair<std::string, CustomerProfile>> customers = {{"cust-7f3a", profile}};
+  ASSERT_TRUE(store->UpsertCustomers(customers).ok());
+  std::vector<EventInput> events = {Purchase("cust-7f3a", "p", 100, "e1"),
+                                    Purchase("bob", "p", 100, "e2")};
+  ASSERT_TRUE(store->AppendEvents(events).ok());
+  ASSERT_TRUE(store->Compact().ok());  // in the store's table files, as after a while
+  ASSERT_TRUE(AnyFileHolds(dir.Sub("db"), "forget-me-7f3a"));
+  ASSERT_TRUE(store->ForgetCustomer("cust-7f3a").ok());
+  EXPECT_TRUE(AnyFileHolds(dir.Sub("db"), "forget-me-7f3a")) << "deleted, not yet erased";
+  ASSERT_TRUE(store->Compact().ok());
+  EXPECT_FALSE(AnyFileHolds(dir.Sub("db"), "forget-me-7f3a"));
+  EXPECT_FALSE(AnyFileHolds(dir.Sub("db"), "cust-7f3a"));
+  EXPECT_TRUE(store->FindCustomer("bob").ok()) << "the others stay";
+  EXPECT_EQ(store->CustomerHistory(*store->FindCustomer("bob"))->size(), 1u);
+  auto read_only = OpenOrDie(dir.Sub("db"), StoreOptions{.read_only = true});
+  ASSERT_TRUE(read_only);
+  EXPECT_EQ(read_only->Compact().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(StoreLedger, DropLetterDeletesAPendingLetterOnly) {

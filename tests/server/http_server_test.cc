@@ -426,10 +426,14 @@ TEST_F(HttpServerTest, CustomersAndProductsCrudAndForget) {
   auto audience = Body(Client(kReadKey).Get("/v1/products/k04/audience?limit=5"));
   const std::string victim = audience["customers"][0]["customer"];
   ErrorField(w.Delete("/v1/customers/" + victim), 403);
+  // A snapshot published and not loaded holds the customer too: the receipt names it.
+  ASSERT_EQ(testing::TrainPlantedSnapshot(*store_, dir_.Sub("snaps"), 2), 2);
   auto receipt = a.Delete("/v1/customers/" + victim);
   ASSERT_TRUE(receipt);
   ASSERT_EQ(receipt->status, 200) << receipt->body;
   EXPECT_EQ(Body(receipt)["removed"]["events"], 6);
+  EXPECT_EQ(Body(receipt)["newest_snapshot"], 2);
+  EXPECT_EQ(Body(Client().Get("/v1/model"))["version"], 1);
   ErrorField(Client(kReadKey).Get("/v1/customers/" + victim), 404);
   ErrorField(Client(kReadKey).Get("/v1/customers/" + victim + "/recommendations"), 404);
   const json after = Body(Client(kReadKey).Get("/v1/products/k04/audience?limit=60"));

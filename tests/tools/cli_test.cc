@@ -4,10 +4,12 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "affinity/store.h"
 #include "test_util.h"
 
 namespace affinity {
@@ -30,7 +32,7 @@ nlohmann::json JsonOf(const RunResult& r) {
 
 TEST(Cli, HelpOnEverySubcommandAndVersion) {
   for (const char* sub : {"", "import ", "stats ", "insights ", "train ", "evaluate ", "demo-data ",
-                          "audience ", "campaign ", "serve "}) {
+                          "audience ", "campaign ", "serve ", "forget "}) {
     RunResult r = RunCli(std::string(sub) + "--help");
     EXPECT_EQ(r.exit_code, 0) << sub << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;
@@ -224,6 +226,93 @@ TEST(Cli, EvaluateLightGcnSliceGivesTheDocumentedJson) {
   EXPECT_EQ(
       RunCli("evaluate --protocol time-split --db /nonexistent --cutoff 2011-01-01").exit_code, 1);
   EXPECT_EQ(RunCli("evaluate --protocol lightgcn --train x --test y --factors 0").exit_code, 2);
+}
+
+TEST(Cli, ForgetErasesCustomersFromTheStoreAndEverySnapshot) {
+  ScratchDir dir;
+  std::string out = dir.Sub("demo"), db = dir.Sub("db"), snaps = dir.Sub("snapshots");
+  ASSERT_EQ(RunCli("demo-data --customers 200 --products 80 --out " + out).exit_code, 0);
+  for (const std::string kind :
+       {"customers --columns customer=customer_id", "products --columns product=product_id",
+        "purchases --columns customer=customer_id,product=product_id,"
+        "invoice=order_id,price=unit_price"}) {
+    const std::string file = kind.substr(0, kind.find(' '));
+    ASSERT_EQ(RunCli("import -q --db " + db + " --kind " + kind + " " + out + "/" + file + ".csv")
+                  .exit_code,
+              0);
+  }
+  const std::string train =
+      "train -q --db " + db + " --snapshots " + snaps + " --factors 8 --iterations 2 --no-tune";
+  ASSERT_EQ(RunCli(train).exit_code, 0);
+  ASSERT_EQ(RunCli(train).exit_code, 0);
+  // C00001 is in the demo shop with an email address and purchases.
+  const std::string customers = testing::ReadFile(out + "/customers.csv");
+  const size_t line = customers.find("\nC00001,");
+  ASSERT_NE(line, std::string::npos);
+  const std::string email = customers.substr(line + 8, customers.find(',', line + 8) - line - 8);
+  ASSERT_NE(email.find('@'), std::string::npos) << email;
+  for (const char* v : {"/v000001/", "/v000002/"}) {
+    ASSERT_NE(testing::ReadFile(snaps + v + "insights.jsonl").find("\"C00001\""),
+              std::string::npos);
+  }
+  const auto stats_before = JsonOf(RunCli("stats --json --db " + db));
+
+  // Usage and bad input: exit 2, the bad line named; nothing is forgotten.
+  EXPECT_EQ(RunCli("forget --customer C00001").exit_code, 2);  // neither --db nor --snapshots
+  EXPECT_EQ(RunCli("forget --db " + db).exit_code, 2);         // nobody to forget
+  const std::string bad = dir.Write("bad.txt",
+                                    "C00002\nC\x01"
+                                    "3\n");
+  RunResult refused = RunCli("forget --db " + db + " --customers-file " + bad);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("bad.txt:2"), std::string::npos) << refused.output;
+  {  // a store held by another process (a server): a clear error, exit 1
+    auto held = Store::Open(db, StoreOptions{});
+    ASSERT_TRUE(held.ok());
+    RunResult locked = RunCli("forget --db " + db + " --customer C00001");
+    EXPECT_EQ(locked.exit_code, 1) << locked.output;
+    EXPECT_NE(locked.output.find("DELETE /v1/customers/{id}"), std::string::npos) << locked.output;
+  }
+  EXPECT_EQ(JsonOf(RunCli("stats --json --db " + db))["customers"], stats_before["customers"]);
+
+  const std::string ids = dir.Write("ids.txt", "C00001\r\n\n  nobody-here  \nC00001\n");
+  RunResult forgot =
+      RunCli("forget --json --db " + db + " --snapshots " + snaps + " --customers-file " + ids, "",
+             /*keep_stderr=*/false);
+  ASSERT_EQ(forgot.exit_code, 0) << forgot.output;
+  const auto report = nlohmann::json::parse(forgot.output);
+  ASSERT_EQ(report["customers"].size(), 2u);  // each id once
+  EXPECT_EQ(report["customers"][0]["customer"], "C00001");
+  EXPECT_EQ(report["customers"][0]["store"]["forgotten"], true);
+  EXPECT_GT(report["customers"][0]["store"]["events"].get<int64_t>(), 0);
+  EXPECT_EQ(report["customers"][0]["snapshots"], nlohmann::json::array({1, 2}));
+  EXPECT_EQ(report["customers"][1]["customer"], "nobody-here");
+  EXPECT_EQ(report["customers"][1]["store"]["forgotten"], false);
+  EXPECT_TRUE(report["customers"][1]["snapshots"].empty());
+  EXPECT_EQ(report["compacted"], true);
+  EXPECT_EQ(report["snapshots_rewritten"], nlohmann::json::array({1, 2}));
+
+  const auto stats_after = JsonOf(RunCli("stats --json --db " + db));
+  EXPECT_EQ(stats_after["customers"].get<int64_t>(), stats_before["customers"].get<int64_t>() - 1);
+  EXPECT_EQ(stats_after["events"].get<int64_t>(),
+            stats_before["events"].get<int64_t>() -
+                report["customers"][0]["store"]["events"].get<int64_t>());
+  // Erased, not only deleted: neither the store's files nor the snapshots' hold them.
+  for (const std::string& root : {db, snaps}) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+      if (!entry.is_regular_file()) continue;
+      const std::string bytes = testing::ReadFile(entry.path().string());
+      EXPECT_EQ(bytes.find(email), std::string::npos) << entry.path();
+      EXPECT_EQ(bytes.find("C00001"), std::string::npos) << entry.path();
+    }
+  }
+  // The rewritten snapshots load and serve.
+  RunResult audience = RunCli(
+      "audience --json --db " + db + " --snapshots " + snaps + " --product P0001 --limit 500", "",
+      /*keep_stderr=*/false);
+  ASSERT_EQ(audience.exit_code, 0) << audience.output;
+  EXPECT_EQ(audience.output.find("C00001"), std::string::npos);
+  EXPECT_GT(nlohmann::json::parse(audience.output)["customers"].size(), 0u);
 }
 
 TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {

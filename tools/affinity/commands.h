@@ -23,6 +23,7 @@ Command RegisterTrain(CLI::App& app);
 Command RegisterServe(CLI::App& app);
 Command RegisterAudience(CLI::App& app);
 Command RegisterCampaign(CLI::App& app);
+Command RegisterForget(CLI::App& app);
 
 // Prints "affinity: <status>" to stderr and returns the exit code for it.
 int Fail(const Status& status);

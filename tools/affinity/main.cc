@@ -36,8 +36,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("affinity ") + AFFINITY_VERSION);
   app.require_subcommand(1);
   std::map<CLI::App*, Command> commands;
-  for (auto reg : {RegisterImport, RegisterStats, RegisterInsights, RegisterTrain, RegisterServe,
-                   RegisterAudience, RegisterCampaign, RegisterEvaluate, RegisterDemoData}) {
+  for (auto reg :
+       {RegisterImport, RegisterStats, RegisterInsights, RegisterTrain, RegisterServe,
+        RegisterAudience, RegisterCampaign, RegisterEvaluate, RegisterDemoData, RegisterForget}) {
     Command command = reg(app);
     commands[app.get_subcommands({}).back()] = std::move(command);
   }

@@ -262,6 +262,9 @@ struct ForgetResult {
   ForgetReceipt store;           // what was deleted from the store
   bool had_vector = false;       // the served model (or an online update) had a vector for them
   int64_t snapshot_version = 0;  // the model being served when they were forgotten
+  // The newest version under the snapshot root when they were forgotten (published, maybe not
+  // loaded: it holds them too); 0 if it could not be listed.
+  int64_t newest_snapshot = 0;
 };
 
 class ServingEngine {

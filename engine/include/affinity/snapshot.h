@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "affinity/models/calibration.h"
@@ -29,6 +30,8 @@
 #include "affinity/status.h"
 
 namespace affinity {
+
+class Store;
 
 struct Snapshot {
   int64_t version = 0;
@@ -58,6 +61,30 @@ struct Snapshot {
 // file name; FailedPrecondition if another publish holds the root's lock; IOError (naming the
 // path) if any write, fsync or rename fails; the previous CURRENT then stays in force.
 Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot);
+
+// Rewrites the stored version snapshot.version under `root` with the content of `snapshot` (as
+// PublishSnapshot writes it; created_at kept as given), for edits of a published version such as
+// ForgetInSnapshot's. The new files go into a temporary directory that is then exchanged with the
+// version's directory in one atomic rename (renameat2 RENAME_EXCHANGE), so the version is whole,
+// old or new, at every instant; CURRENT is not touched. NotFound if the version does not exist;
+// FailedPrecondition if a publish holds the root's lock; IOError (naming the path) if a write,
+// fsync or the exchange fails (the version then stays as it was). A server that loads the version
+// while it is exchanged may fail with Corruption (a file of the other side); retry the load.
+Status RewriteSnapshot(const std::string& root, const Snapshot& snapshot);
+
+// Removes the customers whose external ids are in `customers` from `snapshot` (in memory): each
+// one's id becomes "" (a hole, as for an id nobody has), their factor row zeros, and their row of
+// insights.jsonl is dropped. The manifest's "forgotten_customers" counts them (a count only).
+// Returns the external ids found, each once. The model's other parts (item factors, the
+// cold-start map, the audience model) are aggregates over every customer and stay as trained.
+std::vector<std::string> ForgetInSnapshot(Snapshot* snapshot,
+                                          const std::unordered_set<std::string>& customers);
+
+// The customers of `snapshot` that `store` no longer has under the same internal id (forgotten
+// since the snapshot's ids were read, e.g. during a training run that read the store before a
+// DELETE), removed with ForgetInSnapshot. `store` should be opened after that read (a read-only
+// store sees the writes made before it was opened). Returns how many. The store's errors.
+Result<int64_t> ForgetGoneCustomers(const Store& store, Snapshot* snapshot);
 
 // The model options as written into a manifest ("options"), and back. IalsOptionsFromJson fills
 // the fields present over the defaults; InvalidArgument naming the key for a wrong type or value.

@@ -154,6 +154,13 @@ class Store {
   // RocksDB fails.
   Result<ForgetReceipt> ForgetCustomer(std::string_view external_id);
 
+  // Rewrites every file of the store without its deleted records: flushes the memtables and
+  // compacts each column family down to its last level (deletes are tombstones until then: a
+  // forgotten customer's records stay in the store's files until a compaction rewrites them).
+  // The store's size in time (it reads and writes all of it; seconds for a few million events).
+  // FailedPrecondition on a read-only store; IOError if RocksDB fails (nothing is lost).
+  Status Compact();
+
   // ---- Notification ledger ----
 
   // Records a campaign and all its planned letters (each pending) in one atomic WriteBatch:

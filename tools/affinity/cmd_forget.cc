@@ -1,0 +1,210 @@
+// `affinity forget`: erase customers from a store and from its published snapshots, for an
+// erasure request handled offline (docs/api.md, "Forgetting a customer", for the HTTP route).
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "affinity/snapshot.h"
+#include "affinity/store.h"
+#include "commands.h"
+
+namespace affinity::cli {
+namespace {
+
+struct ForgetFlags {
+  std::string db;
+  std::string snapshots;
+  std::vector<std::string> customers;
+  std::string customers_file;
+  bool no_compact = false;
+  bool json = false;
+  bool quiet = false;
+};
+
+constexpr size_t kMaxIdBytes = 256;  // as the HTTP API and the import allow
+
+// Reads one id per line (surrounding blanks trimmed, empty lines skipped) into `ids`. A line that
+// cannot be an id is InvalidArgument naming the file and line; an unreadable file IOError.
+Status ReadIds(const std::string& path, std::vector<std::string>* ids) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::IOError("cannot read " + path);
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    const size_t first = line.find_first_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    const std::string id = line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
+    const auto bad = [&](const std::string& why) {
+      return Status::InvalidArgument(path + ":" + std::to_string(number) + ": " + why,
+                                     "customers-file");
+    };
+    if (id.size() > kMaxIdBytes) return bad("an id is at most 256 bytes");
+    for (unsigned char c : id) {
+      if (c < 0x20 || c == 0x7f) return bad("an id has no control characters");
+    }
+    ids->push_back(id);
+  }
+  if (in.bad()) return Status::IOError("cannot read " + path);
+  return Status::Ok();
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+int Run(const ForgetFlags& f) {
+  if (f.db.empty() && f.snapshots.empty()) {
+    return Fail(Status::InvalidArgument("give --db, --snapshots or both", "db"));
+  }
+  std::vector<std::string> ids = f.customers;
+  if (!f.customers_file.empty()) {
+    if (Status read = ReadIds(f.customers_file, &ids); !read.ok()) return Fail(read);
+  }
+  for (const std::string& id : f.customers) {
+    if (id.empty() || id.size() > kMaxIdBytes) {
+      return Fail(Status::InvalidArgument("--customer takes an id of 1-256 bytes", "customer"));
+    }
+  }
+  if (ids.empty()) {
+    return Fail(
+        Status::InvalidArgument("no customer to forget: give --customer or a non-empty "
+                                "--customers-file",
+                                "customer"));
+  }
+  {  // each once, in the order given
+    std::unordered_set<std::string> seen;
+    std::vector<std::string> unique;
+    for (std::string& id : ids) {
+      if (seen.insert(id).second) unique.push_back(std::move(id));
+    }
+    ids = std::move(unique);
+  }
+  auto say = [&](const char* format, auto... args) {
+    if (!f.quiet) std::fprintf(stderr, format, args...);
+  };
+
+  nlohmann::json per_customer = nlohmann::json::object();
+  for (const std::string& id : ids) {
+    per_customer[id] = {
+        {"customer", id}, {"store", nullptr}, {"snapshots", nlohmann::json::array()}};
+  }
+  nlohmann::json report = {{"compacted", false}};
+
+  if (!f.db.empty()) {
+    StoreOptions options;
+    options.create_if_missing = false;
+    auto store = Store::Open(f.db, options);
+    if (!store.ok()) {
+      if (store.status().code() == StatusCode::kIOError &&
+          store.status().message().find("lock") != std::string::npos) {
+        std::fprintf(stderr,
+                     "affinity: the store %s is in use by another process (is `affinity serve` "
+                     "running on it?). Forget through that server (DELETE /v1/customers/{id}), "
+                     "then run this with --snapshots only, or stop it first.\n",
+                     f.db.c_str());
+      }
+      return Fail(store.status());
+    }
+    int64_t forgotten = 0;
+    for (const std::string& id : ids) {
+      auto receipt = (*store)->ForgetCustomer(id);
+      if (!receipt.ok() && receipt.status().code() != StatusCode::kNotFound) {
+        return Fail(receipt.status());
+      }
+      nlohmann::json& entry = per_customer[id]["store"];
+      if (!receipt.ok()) {
+        entry = {{"forgotten", false}, {"why", "not in the store"}};
+        say("%s: not in the store\n", id.c_str());
+        continue;
+      }
+      ++forgotten;
+      entry = {{"forgotten", true},
+               {"events", receipt->events},
+               {"profile", receipt->profile},
+               {"notifications", receipt->notifications}};
+      say("%s: forgotten from the store (%lld events, %s, %lld ledger entries)\n", id.c_str(),
+          static_cast<long long>(receipt->events), receipt->profile ? "profile" : "no profile",
+          static_cast<long long>(receipt->notifications));
+    }
+    if (!f.no_compact && forgotten > 0) {
+      say("compacting the store, so that the deleted records leave its files...\n");
+      const auto start = std::chrono::steady_clock::now();
+      if (Status compacted = (*store)->Compact(); !compacted.ok()) return Fail(compacted);
+      report["compacted"] = true;
+      report["compact_seconds"] = SecondsSince(start);
+      say("compacted in %.1f s\n", report["compact_seconds"].get<double>());
+    }
+  }
+
+  nlohmann::json rewritten = nlohmann::json::array();
+  if (!f.snapshots.empty()) {
+    auto versions = ListSnapshots(f.snapshots);
+    if (!versions.ok()) return Fail(versions.status());
+    const std::unordered_set<std::string> wanted(ids.begin(), ids.end());
+    for (int64_t version : *versions) {
+      auto snapshot = LoadSnapshot(f.snapshots, version);
+      if (!snapshot.ok()) return Fail(snapshot.status());
+      const std::vector<std::string> found = ForgetInSnapshot(&*snapshot, wanted);
+      if (found.empty()) continue;
+      if (Status written = RewriteSnapshot(f.snapshots, *snapshot); !written.ok()) {
+        return Fail(written);
+      }
+      rewritten.push_back(version);
+      for (const std::string& id : found) per_customer[id]["snapshots"].push_back(version);
+      say("snapshot v%06lld: removed %zu customer(s)\n", static_cast<long long>(version),
+          found.size());
+    }
+  }
+  report["snapshots_rewritten"] = rewritten;
+  nlohmann::json customers = nlohmann::json::array();
+  for (const std::string& id : ids) customers.push_back(per_customer[id]);
+  report["customers"] = std::move(customers);
+  if (f.json) {
+    std::printf("%s\n", Dump(report).c_str());
+  } else {
+    int64_t in_store = 0, nowhere = 0;
+    for (const std::string& id : ids) {
+      const nlohmann::json& c = per_customer[id];
+      const bool stored = c["store"].is_object() && c["store"]["forgotten"].get<bool>();
+      in_store += stored;
+      nowhere += !stored && c["snapshots"].empty();
+    }
+    std::printf("forgot %lld of %zu customers in the store%s; rewrote %zu snapshot(s)%s\n",
+                static_cast<long long>(in_store), ids.size(), f.db.empty() ? " (not asked)" : "",
+                rewritten.size(), f.snapshots.empty() ? " (not asked)" : "");
+    if (nowhere > 0) {
+      std::printf("%lld customers were found nowhere asked (already forgotten, or never known)\n",
+                  static_cast<long long>(nowhere));
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command RegisterForget(CLI::App& app) {
+  auto f = std::make_shared<ForgetFlags>();
+  CLI::App* sub = app.add_subcommand(
+      "forget",
+      "Erase customers: from the store (their events, profile, ids and campaign letters; then the "
+      "store is compacted so that the deleted records leave its files) and from every published "
+      "snapshot (id, factor row, insights row). The store must not be open in a server: forget "
+      "through DELETE /v1/customers/{id} there, and run this with --snapshots only.");
+  sub->add_option("--db", f->db, "Store directory (needs the store's write lock)");
+  sub->add_option("--snapshots", f->snapshots, "Snapshot directory: every version is rewritten");
+  sub->add_option("--customer", f->customers, "External customer id (repeatable)");
+  sub->add_option("--customers-file", f->customers_file,
+                  "File of external customer ids, one per line");
+  sub->add_flag("--no-compact", f->no_compact,
+                "Leave the store's files as they are (the deleted records stay in them until "
+                "RocksDB compacts them on its own)");
+  sub->add_flag("--json", f->json, "Print a JSON report");
+  sub->add_flag("-q,--quiet", f->quiet, "No progress on stderr");
+  return [f] { return Run(*f); };
+}
+
+}  // namespace affinity::cli
