@@ -70,13 +70,7 @@ struct Compiled {
   }
 };
 
-// An email address as the key of a person: lower-cased (the addresses IsValidEmailAddress
-// accepts are ASCII).
-std::string AddressKey(const std::string& email) {
-  std::string a = email;
-  for (char& c : a) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return a;
-}
+std::string AddressKey(const std::string& email) { return EmailAddressKey(email); }
 
 // The day (UTC) of a time, counted from 1970-01-01.
 int64_t UtcDay(UnixSeconds t) { return t / 86400 - (t % 86400 < 0 ? 1 : 0); }

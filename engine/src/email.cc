@@ -137,6 +137,12 @@ bool IsHeaderSafeToken(std::string_view value) {
 
 }  // namespace
 
+std::string EmailAddressKey(std::string_view address) {
+  std::string a(address);
+  for (char& c : a) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return a;
+}
+
 bool IsValidEmailAddress(std::string_view address) {
   if (address.size() < 3 || address.size() > 254) return false;
   const size_t at = address.find('@');

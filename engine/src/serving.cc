@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "affinity/email.h"
 #include "affinity/interactions.h"
 #include "affinity/json_writer.h"
 #include "affinity/models/ials.h"
@@ -315,7 +316,15 @@ struct ServingEngine::Caches {
     float quantity = 0;  // < 0: a return of -quantity units
   };
   std::vector<std::vector<Purchase>> history;
+  // Opt-outs cover the person: every account with the email address of one that opted out (as
+  // campaigns count them). `opted_out`: the customers audiences leave out, those who opted out and
+  // those at an address one of them has; `self_opted_out`: those who opted out themselves;
+  // `address`: each customer's address, a 64-bit hash of its EmailAddressKey (0: none; 8 bytes a
+  // customer); `opted_out_addresses`: how many self-opted-out customers each address has.
   std::unordered_set<uint32_t> opted_out;
+  std::unordered_set<uint32_t> self_opted_out;
+  std::vector<uint64_t> address;
+  std::unordered_map<uint64_t, int32_t> opted_out_addresses;
   // Customers with a record in the store, by internal id. A snapshot row whose customer has no
   // record was forgotten (now, or before a restart) and is never answered.
   std::vector<bool> live;
@@ -471,6 +480,54 @@ struct ServingEngine::Caches {
       prospects_kept += out->ranked.size();
     }
     return out;
+  }
+
+  static uint64_t AddressHash(const std::optional<std::string>& email) {
+    if (!email || email->empty()) return 0;
+    const uint64_t h = std::hash<std::string>{}(EmailAddressKey(*email));
+    return h == 0 ? 1 : h;
+  }
+
+  // Whether `customer` is left out for an opt-out, from the sets above.
+  void UpdateOptedOut(uint32_t customer) {
+    const uint64_t a = customer < address.size() ? address[customer] : 0;
+    if (self_opted_out.count(customer) || (a != 0 && opted_out_addresses.count(a))) {
+      opted_out.insert(customer);
+    } else {
+      opted_out.erase(customer);
+    }
+  }
+
+  // Records a customer's email address and own opt-out (none and false for one forgotten), and
+  // updates who is left out: the customer, and every account at an address whose opt-out state
+  // changed (a pass over `address`, on the rare write that changes one).
+  void SetConsent(uint32_t customer, const std::optional<std::string>& email, bool self) {
+    if (customer >= address.size()) address.resize(customer + 1, 0);
+    const uint64_t before = address[customer], after = AddressHash(email);
+    const bool was_self = self_opted_out.count(customer) > 0;
+    auto covered = [&](uint64_t a) { return a != 0 && opted_out_addresses.count(a) > 0; };
+    const bool before_was = covered(before), after_was = covered(after);
+    if (was_self && before != 0 && --opted_out_addresses[before] == 0) {
+      opted_out_addresses.erase(before);
+    }
+    if (self && after != 0) ++opted_out_addresses[after];
+    address[customer] = after;
+    if (self) {
+      self_opted_out.insert(customer);
+    } else {
+      self_opted_out.erase(customer);
+    }
+    UpdateOptedOut(customer);
+    std::vector<uint64_t> flipped;
+    if (before != 0 && covered(before) != before_was) flipped.push_back(before);
+    if (after != 0 && after != before && covered(after) != after_was) flipped.push_back(after);
+    if (flipped.empty()) return;
+    for (uint32_t u = 0; u < address.size(); ++u) {
+      if (address[u] != 0 &&
+          std::find(flipped.begin(), flipped.end(), address[u]) != flipped.end()) {
+        UpdateOptedOut(u);
+      }
+    }
   }
 
   void SetInterests(uint32_t customer, const std::vector<std::string>& categories) {
@@ -639,10 +696,21 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
   AFFINITY_RETURN_IF_ERROR(store->ScanCustomers([&](CustomerId id, const CustomerProfile& p) {
     if (id.value >= c.live.size()) c.live.resize(id.value + 1);
     c.live[id.value] = true;
-    if (p.opted_out.value_or(false)) c.opted_out.insert(id.value);
+    if (id.value >= c.address.size()) c.address.resize(id.value + 1, 0);
+    c.address[id.value] = Caches::AddressHash(p.email);
+    if (p.opted_out.value_or(false)) {
+      c.self_opted_out.insert(id.value);
+      if (c.address[id.value] != 0) ++c.opted_out_addresses[c.address[id.value]];
+    }
     if (p.interests) c.SetInterests(id.value, NormalizedInterests(*p.interests));
     return true;
   }));
+  for (uint32_t u : c.self_opted_out) c.opted_out.insert(u);
+  if (!c.opted_out_addresses.empty()) {
+    for (uint32_t u = 0; u < c.address.size(); ++u) {
+      if (c.address[u] != 0 && c.opted_out_addresses.count(c.address[u])) c.opted_out.insert(u);
+    }
+  }
   UnixSeconds newest = 0;
   c.buyers.resize(store->product_id_limit());
   c.bought.resize(store->customer_id_limit());
@@ -2306,11 +2374,7 @@ Result<bool> ServingEngine::UpsertCustomer(const std::string& id, const Customer
   AFFINITY_ASSIGN_OR_RETURN(CustomerProfile stored, store_->GetCustomer(customer));
   if (customer.value >= caches_->live.size()) caches_->live.resize(customer.value + 1);
   caches_->live[customer.value] = true;
-  if (stored.opted_out.value_or(false)) {
-    caches_->opted_out.insert(customer.value);
-  } else {
-    caches_->opted_out.erase(customer.value);
-  }
+  caches_->SetConsent(customer.value, stored.email, stored.opted_out.value_or(false));
   caches_->SetInterests(customer.value,
                         NormalizedInterests(stored.interests.value_or(std::vector<std::string>{})));
   return created > 0;
@@ -2339,7 +2403,7 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
   {
     std::unique_lock lock(caches_->mu);
     if (customer < caches_->live.size()) caches_->live[customer] = false;
-    caches_->opted_out.erase(customer);
+    caches_->SetConsent(customer, std::nullopt, false);  // their opt-out went with them
     caches_->SetInterests(customer, {});
     for (ProductId p : receipt.products) {
       if (p.value >= caches_->buyers.size()) continue;

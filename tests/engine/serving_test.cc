@@ -161,6 +161,65 @@ TEST_F(ServingEngineTest, AudienceIsTheSideThatHasNotBoughtAndHonoursOptOuts) {
   EXPECT_EQ(engine_->Audience(r).status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(ServingEngineTest, AnOptOutCoversEveryAccountAtItsAddress) {
+  // As campaigns count it: an opt-out is the person's, whichever of their accounts it was made on.
+  AudienceRequest r;
+  r.product = "k04";
+  r.limit = 40;
+  auto listed = [&](const std::string& id) {
+    auto a = engine_->Audience(r);
+    EXPECT_TRUE(a.ok()) << a.status().ToString();
+    if (!a.ok()) return false;
+    for (const auto& m : a->customers) {
+      if (m.customer == id) return true;
+    }
+    return false;
+  };
+  auto audience = engine_->Audience(r);
+  ASSERT_TRUE(audience.ok());
+  const std::string top = audience->customers[0].customer;
+  CustomerProfile p;
+  p.email = "Pat@Mail.example";
+  ASSERT_TRUE(engine_->UpsertCustomer(top, p).ok());
+  ASSERT_TRUE(listed(top));
+  // A second account of the same person (the address in other letter case) opts out.
+  CustomerProfile other;
+  other.email = "pat@mail.EXAMPLE";
+  other.opted_out = true;
+  ASSERT_TRUE(engine_->UpsertCustomer("pat-second-account", other).ok());
+  EXPECT_FALSE(listed(top));
+  // Back in: listed again.
+  other.opted_out = false;
+  ASSERT_TRUE(engine_->UpsertCustomer("pat-second-account", other).ok());
+  EXPECT_TRUE(listed(top));
+  // Opted out at another address: this one is not covered.
+  other.opted_out = true;
+  other.email = "someone-else@mail.example";
+  ASSERT_TRUE(engine_->UpsertCustomer("pat-second-account", other).ok());
+  EXPECT_TRUE(listed(top));
+  // Moved onto the address while opted out: covered again; and the address's own account
+  // moving away leaves the opt-out behind it.
+  other.email = "PAT@mail.example";
+  ASSERT_TRUE(engine_->UpsertCustomer("pat-second-account", other).ok());
+  EXPECT_FALSE(listed(top));
+  p.email = "pat.new@mail.example";
+  ASSERT_TRUE(engine_->UpsertCustomer(top, p).ok());
+  EXPECT_TRUE(listed(top));
+  p.email = "pat@mail.example";
+  ASSERT_TRUE(engine_->UpsertCustomer(top, p).ok());
+  EXPECT_FALSE(listed(top));
+  // A restart reads the same from the store.
+  engine_.reset();
+  auto reopened = ServingEngine::Open(store_.get(), dir_.Sub("snaps"), ServingOptions{});
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  engine_ = std::move(*reopened);
+  EXPECT_FALSE(listed(top));
+  // The account that opted out is forgotten, and its opt-out with it (the store keeps no trace
+  // of it, so a campaign planned now would not see it either).
+  ASSERT_TRUE(engine_->ForgetCustomer("pat-second-account").ok());
+  EXPECT_TRUE(listed(top));
+}
+
 TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   AudienceRequest r;
   r.product = "k04";

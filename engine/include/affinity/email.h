@@ -26,6 +26,11 @@ namespace affinity {
 // digits and hyphens. (Quoted local parts and address literals are refused, not parsed.)
 bool IsValidEmailAddress(std::string_view address);
 
+// An email address as the key of a person: lower-cased ASCII letters (the addresses
+// IsValidEmailAddress accepts are ASCII). Accounts with the same key are one person for opt-outs
+// (campaigns and audiences) and for campaigns' one letter per address.
+std::string EmailAddressKey(std::string_view address);
+
 // The header-safe form of a free-text value (see the file comment): printable ASCII in words of
 // at most 70 characters as is, anything else as RFC 2047 encoded words of 64 characters, folded.
 std::string EncodeHeaderText(std::string_view text);
