@@ -4,9 +4,13 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -664,18 +668,85 @@ struct ServingEngine::Caches {
   }
 };
 
+struct ServingEngine::Eraser {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<ForgetReceipt> queue;  // guarded by mu
+  int64_t running = 0;              // customers being erased now
+  int64_t failed = 0;               // customers whose erasure failed
+  bool stop = false;
+  std::thread thread;
+};
+
 ServingEngine::ServingEngine(Store* store, std::string root, ServingOptions options)
     : store_(store),
       root_(std::move(root)),
       options_(std::move(options)),
-      caches_(std::make_unique<Caches>()) {}
+      caches_(std::make_unique<Caches>()),
+      eraser_(std::make_unique<Eraser>()) {}
 
 struct ServingEngine::AudienceScratch {
   Marks taken;     // customers already taken as candidates
   Marks in_level;  // the category's buyers, with their purchases there
 };
 
-ServingEngine::~ServingEngine() = default;
+ServingEngine::~ServingEngine() {
+  if (eraser_ && eraser_->thread.joinable()) {
+    {
+      std::lock_guard lock(eraser_->mu);
+      eraser_->stop = true;
+    }
+    eraser_->cv.notify_all();
+    eraser_->thread.join();  // after the erasure in progress, if any
+  }
+}
+
+void ServingEngine::EraseLoop() {
+  Eraser& e = *eraser_;
+  std::unique_lock lock(e.mu);
+  for (;;) {
+    e.cv.wait(lock, [&] { return e.stop || !e.queue.empty(); });
+    if (e.stop) return;
+    std::vector<ForgetReceipt> batch(std::make_move_iterator(e.queue.begin()),
+                                     std::make_move_iterator(e.queue.end()));
+    e.queue.clear();
+    e.running = static_cast<int64_t>(batch.size());
+    lock.unlock();
+    const auto start = std::chrono::steady_clock::now();
+    // A few customers: the ranges they were in; more at once (a burst of forgets): one pass over
+    // the whole store costs about what a few targeted ones do.
+    Status erased = Status::Ok();
+    if (batch.size() > 4) {
+      erased = store_->Compact();
+    } else {
+      for (const ForgetReceipt& r : batch) {
+        if (Status s = store_->EraseForgotten(r); !s.ok()) erased = s;
+      }
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (erased.ok()) {
+      std::fprintf(stderr, "erased %zu forgotten customer(s) from the store's files in %.1f s\n",
+                   batch.size(), seconds);
+    } else {
+      std::fprintf(stderr,
+                   "could not erase %zu forgotten customer(s) from the store's files (%s): they "
+                   "stay until RocksDB compacts those files, or affinity forget --db\n",
+                   batch.size(), erased.ToString().c_str());
+    }
+    lock.lock();
+    e.running = 0;
+    if (!erased.ok()) e.failed += static_cast<int64_t>(batch.size());
+    e.cv.notify_all();
+  }
+}
+
+int64_t ServingEngine::WaitForErasures() {
+  std::unique_lock lock(eraser_->mu);
+  eraser_->cv.wait(
+      lock, [&] { return (eraser_->queue.empty() && eraser_->running == 0) || eraser_->stop; });
+  return eraser_->failed;
+}
 
 std::shared_ptr<ServingEngine::State> ServingEngine::current() const {
   std::lock_guard lock(state_mu_);
@@ -2425,18 +2496,29 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
   for (ProductId p : receipt.products) RefreshNewProduct(p.value);
   // Drop the overlay vector. After a reload in progress, which may have re-solved it for its new
   // model before the store forgot them (one starting later finds no history to re-solve).
-  std::lock_guard reload_lock(reload_mu_);
-  for (;;) {
-    std::shared_ptr<State> state = current();
-    std::unique_lock lock(state->mu);
-    if (state->retired) continue;
-    const bool in_overlay = state->overlay.erase(customer) > 0;
-    result.had_vector = in_overlay || NonZero(state->model->users(), customer);
-    result.snapshot_version = state->model->snapshot.version;
-    break;
+  {
+    std::lock_guard reload_lock(reload_mu_);
+    for (;;) {
+      std::shared_ptr<State> state = current();
+      std::unique_lock lock(state->mu);
+      if (state->retired) continue;
+      const bool in_overlay = state->overlay.erase(customer) > 0;
+      result.had_vector = in_overlay || NonZero(state->model->users(), customer);
+      result.snapshot_version = state->model->snapshot.version;
+      break;
+    }
   }
-  // Versions published since the one served hold them as well (a training run that publishes
-  // after this point leaves them out: affinity train checks the store before it publishes).
+  // Out of the store's files too, not only deleted: in the background (a compaction takes
+  // seconds).
+  {
+    std::lock_guard lock(eraser_->mu);
+    eraser_->queue.push_back(receipt);
+    if (!eraser_->thread.joinable()) eraser_->thread = std::thread([this] { EraseLoop(); });
+  }
+  eraser_->cv.notify_all();
+  // Versions published since the one served hold them as well. (A training run that checks the
+  // store after this point leaves them out; one that checked it before and publishes after may
+  // not.)
   if (auto versions = ListSnapshots(root_); versions.ok() && !versions->empty()) {
     result.newest_snapshot = std::max(versions->back(), result.snapshot_version);
   } else {

@@ -398,28 +398,60 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
   return version;
 }
 
-Status RewriteSnapshot(const std::string& root, const Snapshot& snapshot) {
+namespace {
+
+// Replaces the stored version snapshot.version under `root` with `snapshot`, the root's lock held
+// by the caller: the new files go into .tmp-rewrite-vNNNNNN, which is then exchanged with the
+// version's directory in one atomic rename, so that the version is whole, old or new, at every
+// instant (a loader reading while it happens may find a file of the other side, which fails its
+// checksum: Corruption, never a mixed model). The old files are removed after the exchange.
+Status RewriteSnapshotLocked(const std::string& root, const Snapshot& snapshot) {
   const std::string name = VersionName(snapshot.version);
   const std::string final_dir = (fs::path(root) / name).string();
-  std::error_code ec;
-  if (!fs::is_directory(final_dir, ec)) return Status::NotFound("no snapshot " + final_dir);
-  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root));
-  // ".tmp-": an interrupted rewrite's leftovers (the new files, or the old ones after the swap)
-  // are cleaned like an interrupted publish's.
   const std::string tmp = (fs::path(root) / (".tmp-rewrite-" + name)).string();
-  fs::remove_all(tmp, ec);
+  std::error_code ec;
   fs::create_directories(tmp, ec);
   if (ec) return Status::IOError("cannot create " + tmp + ": " + ec.message());
   AFFINITY_RETURN_IF_ERROR(WriteSnapshotDir(tmp, snapshot, snapshot.version));
-  // One atomic exchange of the two directories: a reader opening the version sees the old files
-  // or the new ones, never a mix (a loader that is reading while it happens may find a file that
-  // does not match the manifest it read, and fails with Corruption: a reload to retry).
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) != 0) {
     return Errno("cannot exchange " + tmp + " with", final_dir);
   }
   AFFINITY_RETURN_IF_ERROR(SyncDirectory(root));
-  fs::remove_all(tmp, ec);  // now the old files; what is left is cleaned by the next publish
+  fs::remove_all(tmp, ec);  // the old files now
+  if (ec) return Status::IOError("cannot remove " + tmp + ": " + ec.message());
   return Status::Ok();
+}
+
+// Removes what interrupted erasures left (.tmp-rewrite-*: new files not exchanged yet, or old
+// files not removed yet), the root's lock held by the caller.
+Status RemoveRewriteLeftovers(const std::string& root) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (entry.path().filename().string().rfind(".tmp-rewrite-", 0) != 0) continue;
+    std::error_code removed;
+    fs::remove_all(entry.path(), removed);
+    if (removed) {
+      return Status::IOError("cannot remove " + entry.path().string() + ": " + removed.message());
+    }
+  }
+  if (ec) return Status::IOError("cannot list " + root + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ForgetInPublishedSnapshot(
+    const std::string& root, int64_t version, const std::unordered_set<std::string>& customers) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return Status::NotFound("no snapshot directory " + root);
+  // Held from the load to the exchange: two erasures of one version cannot undo each other, and
+  // a publish cannot clean the temporary directory of one in progress.
+  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root));
+  AFFINITY_RETURN_IF_ERROR(RemoveRewriteLeftovers(root));
+  AFFINITY_ASSIGN_OR_RETURN(Snapshot snapshot, LoadSnapshot(root, version));
+  std::vector<std::string> found = ForgetInSnapshot(&snapshot, customers);
+  if (!found.empty()) AFFINITY_RETURN_IF_ERROR(RewriteSnapshotLocked(root, snapshot));
+  return found;
 }
 
 std::vector<std::string> ForgetInSnapshot(Snapshot* snapshot,

@@ -404,6 +404,10 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
     batch.Delete(d.events, codec::EventKey(e.customer, e.time, e.event_id));
     batch.Delete(d.ids, IdsKey(codec::kIdsEvent, e.event_id));
     products.push_back(e.product.value);
+    if (receipt.first_event_id.empty() || e.event_id < receipt.first_event_id) {
+      receipt.first_event_id = e.event_id;
+    }
+    if (e.event_id > receipt.last_event_id) receipt.last_event_id = e.event_id;
   }
   receipt.events = static_cast<int64_t>(history.size());
   std::sort(products.begin(), products.end());
@@ -428,6 +432,36 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
   AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Write(d.write_options, &batch)));
   d.customer_ids.cache.erase(std::string(external_id));
   return receipt;
+}
+
+Status Store::EraseForgotten(const ForgetReceipt& receipt) {
+  Impl& d = *impl_;
+  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Flush(flush, d.handles)));
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  auto compact = [&](rocksdb::ColumnFamilyHandle* cf, const std::string& first,
+                     const std::string& last) {
+    const rocksdb::Slice begin(first), end(last);
+    return FromRocksDb(d.db->CompactRange(options, cf, &begin, &end));
+  };
+  // Keys under the customer's u32 prefix: [prefix, prefix + 0xFF...] covers every one of them.
+  const std::string prefix = codec::U32Key(receipt.internal_id);
+  const std::string prefix_end = prefix + std::string(32, '\xff');
+  for (rocksdb::ColumnFamilyHandle* cf : {d.events, d.customers, d.notifications}) {
+    AFFINITY_RETURN_IF_ERROR(compact(cf, prefix, prefix_end));
+  }
+  const std::string external = IdsKey(codec::kIdsCustomerByExternal, receipt.customer);
+  const std::string internal = IdsKey(codec::kIdsCustomerByInternal, receipt.internal_id);
+  AFFINITY_RETURN_IF_ERROR(compact(d.ids, external, external));
+  AFFINITY_RETURN_IF_ERROR(compact(d.ids, internal, internal));
+  if (!receipt.first_event_id.empty()) {
+    AFFINITY_RETURN_IF_ERROR(compact(d.ids, IdsKey(codec::kIdsEvent, receipt.first_event_id),
+                                     IdsKey(codec::kIdsEvent, receipt.last_event_id)));
+  }
+  return Status::Ok();
 }
 
 Status Store::Compact() {

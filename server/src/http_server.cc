@@ -1233,13 +1233,16 @@ class HttpServer::Impl {
                            {"id_mappings", true},  // both directions, always present for a known id
                            {"notifications", r.notifications},
                            {"online_vector", forgot->had_vector}}},
+                         {"erasure",
+                          "queued: the deleted records leave the store's files at the compaction "
+                          "of the ranges they were in, which runs next in the background"},
                          {"newest_snapshot", forgot->newest_snapshot},
                          {"snapshots",
                           "hidden from every answer now; snapshot v" +
                               std::to_string(forgot->newest_snapshot) +
                               " and older ones still hold the id, vector and insights row on disk "
                               "(affinity forget --snapshots removes them there); a retrain "
-                              "publishing after this call leaves them out"}});
+                              "checking the store after this call leaves them out"}});
         });
     Add("GET", R"(/v1/customers/([^/]+)/insights)", "insights", Access::kCustomer,
         [this](const httplib::Request& req, httplib::Response& res, Role) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "planted_shop.h"
 #include "test_util.h"
 
@@ -227,8 +229,19 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   auto audience = engine_->Audience(r);
   ASSERT_TRUE(audience.ok());
   const std::string victim = audience->customers[0].customer;
+  CustomerProfile mail;
+  mail.email = "victim-5e1d@mail.example";
+  ASSERT_TRUE(engine_->UpsertCustomer(victim, mail).ok());
+  ASSERT_TRUE(store_->Compact().ok());  // the address in the table files, as after a while
   auto receipt = engine_->ForgetCustomer(victim);
   ASSERT_TRUE(receipt.ok()) << receipt.status().ToString();
+  // Then out of the store's files, in the background (RocksDB's MANIFEST aside: docs/storage.md).
+  EXPECT_EQ(engine_->WaitForErasures(), 0);
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.Sub("db"))) {
+    if (entry.path().filename().string().rfind("MANIFEST", 0) == 0) continue;
+    EXPECT_EQ(testing::ReadFile(entry.path().string()).find("victim-5e1d"), std::string::npos)
+        << entry.path();
+  }
   EXPECT_EQ(receipt->store.events, 6);
   EXPECT_TRUE(receipt->store.profile);
   EXPECT_TRUE(receipt->had_vector);

@@ -167,9 +167,12 @@ TEST(Snapshot, ForgettingRewritesAPublishedVersionInPlace) {
 
   auto v1 = LoadSnapshot(root, 1);
   ASSERT_TRUE(v1.ok());
-  const std::vector<std::string> found = ForgetInSnapshot(&*v1, {"alice", "nobody"});
-  EXPECT_EQ(found, (std::vector<std::string>{"alice"}));
-  ASSERT_TRUE(RewriteSnapshot(root, *v1).ok());
+  // What an interrupted erasure leaves (the old files, after the exchange): removed too.
+  fs::create_directories(root + "/.tmp-rewrite-v000001");
+  std::ofstream(root + "/.tmp-rewrite-v000001/customers.ids") << "alice";
+  auto found = ForgetInPublishedSnapshot(root, 1, {"alice", "nobody"});
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(*found, (std::vector<std::string>{"alice"}));
 
   auto again = LoadSnapshot(root, 1);  // checksums match the new files
   ASSERT_TRUE(again.ok()) << again.status().ToString();
@@ -197,9 +200,23 @@ TEST(Snapshot, ForgettingRewritesAPublishedVersionInPlace) {
   for (const auto& entry : fs::directory_iterator(root)) {
     EXPECT_NE(entry.path().filename().string().rfind(".tmp-", 0), 0u) << entry.path();
   }
-  Snapshot absent = *again;
-  absent.version = 9;
-  EXPECT_EQ(RewriteSnapshot(root, absent).code(), StatusCode::kNotFound);
+  // Again: nothing found, nothing written.
+  auto twice = ForgetInPublishedSnapshot(root, 1, {"alice"});
+  ASSERT_TRUE(twice.ok());
+  EXPECT_TRUE(twice->empty());
+  EXPECT_EQ(LoadSnapshot(root, 1)->manifest["forgotten_customers"], 1);
+  EXPECT_EQ(ForgetInPublishedSnapshot(root, 9, {"bob"}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ForgetInPublishedSnapshot(dir.Sub("none"), 1, {"bob"}).status().code(),
+            StatusCode::kNotFound);
+  {  // a publish in progress holds the root: refused, not raced
+    const int fd = ::open((root + "/LOCK").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+    EXPECT_EQ(ForgetInPublishedSnapshot(root, 1, {"bob"}).status().code(),
+              StatusCode::kFailedPrecondition);
+    ::close(fd);
+  }
+  EXPECT_EQ(LoadSnapshot(root, 1)->customer_ids, (std::vector<std::string>{"", "bob", "carol"}));
 }
 
 TEST(Snapshot, ATrainingRunLeavesOutCustomersForgottenWhileItRan) {

@@ -433,6 +433,7 @@ TEST_F(HttpServerTest, CustomersAndProductsCrudAndForget) {
   ASSERT_EQ(receipt->status, 200) << receipt->body;
   EXPECT_EQ(Body(receipt)["removed"]["events"], 6);
   EXPECT_EQ(Body(receipt)["newest_snapshot"], 2);
+  EXPECT_EQ(Body(receipt)["erasure"].get<std::string>().rfind("queued", 0), 0u);
   EXPECT_EQ(Body(Client().Get("/v1/model"))["version"], 1);
   ErrorField(Client(kReadKey).Get("/v1/customers/" + victim), 404);
   ErrorField(Client(kReadKey).Get("/v1/customers/" + victim + "/recommendations"), 404);

@@ -260,6 +260,10 @@ TEST(Cli, ForgetErasesCustomersFromTheStoreAndEverySnapshot) {
   // Usage and bad input: exit 2, the bad line named; nothing is forgotten.
   EXPECT_EQ(RunCli("forget --customer C00001").exit_code, 2);  // neither --db nor --snapshots
   EXPECT_EQ(RunCli("forget --db " + db).exit_code, 2);         // nobody to forget
+  RunResult mistyped = RunCli("forget --snapshots " + dir.Sub("snapshtos") + " --customer C00001");
+  EXPECT_EQ(mistyped.exit_code, 2) << mistyped.output;  // not "found in no snapshot"
+  EXPECT_NE(mistyped.output.find("snapshtos"), std::string::npos) << mistyped.output;
+  EXPECT_EQ(RunCli("forget --db " + db + " --customer \"$(printf 'C\\001')\"").exit_code, 2);
   const std::string bad = dir.Write("bad.txt",
                                     "C00002\nC\x01"
                                     "3\n");
@@ -291,6 +295,8 @@ TEST(Cli, ForgetErasesCustomersFromTheStoreAndEverySnapshot) {
   EXPECT_TRUE(report["customers"][1]["snapshots"].empty());
   EXPECT_EQ(report["compacted"], true);
   EXPECT_EQ(report["snapshots_rewritten"], nlohmann::json::array({1, 2}));
+  EXPECT_EQ(report["snapshots_scanned"], 2);
+  EXPECT_TRUE(report["snapshots_failed"].empty());
 
   const auto stats_after = JsonOf(RunCli("stats --json --db " + db));
   EXPECT_EQ(stats_after["customers"].get<int64_t>(), stats_before["customers"].get<int64_t>() - 1);
@@ -313,6 +319,19 @@ TEST(Cli, ForgetErasesCustomersFromTheStoreAndEverySnapshot) {
   ASSERT_EQ(audience.exit_code, 0) << audience.output;
   EXPECT_EQ(audience.output.find("C00001"), std::string::npos);
   EXPECT_GT(nlohmann::json::parse(audience.output)["customers"].size(), 0u);
+
+  // A customer forgotten while a training run works (a server beside it, here the test hook at
+  // the last moment before the run checks the store) is not in what it publishes.
+  RunResult during = RunCli(train + " --json", "AFFINITY_TRAIN_TEST_FORGET=C00002",
+                            /*keep_stderr=*/false);
+  ASSERT_EQ(during.exit_code, 0) << during.output;
+  const auto trained = nlohmann::json::parse(during.output);
+  EXPECT_EQ(trained["forgotten_while_training"], 1);
+  const std::string v3 = snaps + "/v000003/";
+  EXPECT_EQ(trained["version"], 3);
+  EXPECT_EQ(testing::ReadFile(v3 + "customers.ids").find("C00002"), std::string::npos);
+  EXPECT_EQ(testing::ReadFile(v3 + "insights.jsonl").find("\"C00002\""), std::string::npos);
+  EXPECT_NE(testing::ReadFile(v3 + "insights.jsonl").find("\"C00003\""), std::string::npos);
 }
 
 TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {

@@ -1,5 +1,6 @@
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -245,6 +246,16 @@ int Run(TrainFlags& f) {
     // A customer forgotten while this run trained (DELETE on a server beside it, which this run's
     // read-only view of the store does not see) is not published: the store as it is now says
     // who is still there.
+    if (const char* forget = std::getenv("AFFINITY_TRAIN_TEST_FORGET")) {
+      // Test hook: what a server beside this run does on DELETE, at the last moment.
+      StoreOptions writable;
+      writable.create_if_missing = false;
+      auto writer = Store::Open(f.db, writable);
+      if (!writer.ok()) return Fail(writer.status());
+      if (auto forgot = (*writer)->ForgetCustomer(forget); !forgot.ok()) {
+        return Fail(forgot.status());
+      }
+    }
     StoreOptions now_options;
     now_options.read_only = true;
     now_options.create_if_missing = false;

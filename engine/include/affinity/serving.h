@@ -60,9 +60,14 @@
 //
 // Forgetting. ForgetCustomer deletes the customer from the store (Store::ForgetCustomer) and
 // drops their overlay vector and buyer entries. A snapshot row whose customer has no record in
-// the store (forgotten now, or before a restart) is never answered; the next retrain's snapshot
-// no longer holds them. Snapshot directories published before still hold their id, vector and
-// insights row on disk until they are deleted.
+// the store (forgotten now, or before a restart) is never answered; a retrain that checks the
+// store after the call leaves them out. Snapshot directories published before still hold their
+// id, vector and insights row on disk until `affinity forget --snapshots` rewrites them. The
+// deleted records are then taken out of the store's files (Store::EraseForgotten, a compaction of
+// the ranges they were in: seconds on a store of a few hundred MB) by one background thread, in
+// the order of the calls; several waiting at once are erased by one compaction of the whole store
+// instead. Erasures still waiting when the engine is destroyed are left to RocksDB's own
+// compactions (or `affinity forget --db`, which compacts the whole store).
 //
 // Thread safety: every method may be called concurrently. Queries take shared locks on the
 // caches only; writes are serialized by the store.
@@ -263,7 +268,7 @@ struct ForgetResult {
   bool had_vector = false;       // the served model (or an online update) had a vector for them
   int64_t snapshot_version = 0;  // the model being served when they were forgotten
   // The newest version under the snapshot root when they were forgotten (published, maybe not
-  // loaded: it holds them too); 0 if it could not be listed.
+  // loaded: it holds them too); snapshot_version if the root could not be listed.
   int64_t newest_snapshot = 0;
 };
 
@@ -358,6 +363,10 @@ class ServingEngine {
   // unknown customer or one with no purchase; FailedPrecondition before the first RefitInsights.
   Result<CustomerInsight> Insight(std::string_view customer) const;
 
+  // Blocks until the erasures ForgetCustomer queued have run (see the file comment); returns how
+  // many customers' erasures have failed since start (0: all done).
+  int64_t WaitForErasures();
+
   // ---- Introspection ----
   ModelInfo Info() const;
   // The version of the snapshot being served (cheap: no index summaries).
@@ -408,6 +417,10 @@ class ServingEngine {
   std::pair<std::shared_ptr<const VectorIndex>, std::shared_ptr<const VectorIndex>>
   IndexNewProducts(const Model& model, RowMajorMatrixXf vectors) const;
 
+  // The background thread of ForgetCustomer's erasures (Store::EraseForgotten).
+  struct Eraser;
+  void EraseLoop();
+
   Store* store_;
   std::string root_;
   ServingOptions options_;
@@ -424,6 +437,7 @@ class ServingEngine {
   std::mutex reindex_mu_;           // one ReindexNewProducts at a time
   mutable std::mutex insights_mu_;  // guards insights_
   std::shared_ptr<const InsightsModel> insights_;
+  std::unique_ptr<Eraser> eraser_;  // created at Open; its thread starts on the first forget
   std::atomic<int64_t> newest_event_{0};
   // Changes to what chooses candidates, in all (purchases AddEvents put in the caches, customers
   // forgotten); and that count at the last RefreshPopular.

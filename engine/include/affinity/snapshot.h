@@ -62,15 +62,20 @@ struct Snapshot {
 // path) if any write, fsync or rename fails; the previous CURRENT then stays in force.
 Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot);
 
-// Rewrites the stored version snapshot.version under `root` with the content of `snapshot` (as
-// PublishSnapshot writes it; created_at kept as given), for edits of a published version such as
-// ForgetInSnapshot's. The new files go into a temporary directory that is then exchanged with the
-// version's directory in one atomic rename (renameat2 RENAME_EXCHANGE), so the version is whole,
-// old or new, at every instant; CURRENT is not touched. NotFound if the version does not exist;
-// FailedPrecondition if a publish holds the root's lock; IOError (naming the path) if a write,
-// fsync or the exchange fails (the version then stays as it was). A server that loads the version
-// while it is exchanged may fail with Corruption (a file of the other side); retry the load.
-Status RewriteSnapshot(const std::string& root, const Snapshot& snapshot);
+// Erases the customers whose external ids are in `customers` from the published version
+// `version` under `root` (ForgetInSnapshot, then the version is rewritten in place; created_at
+// and CURRENT unchanged). The new files go into a temporary directory that is then exchanged with
+// the version's directory in one atomic rename (renameat2 RENAME_EXCHANGE), so the version is
+// whole, old or new, at every instant; a server loading it at that instant may read a file of the
+// other side and fail with Corruption (its model stays as it was; load again). The root's lock is
+// held from the load to the exchange, and leftovers of interrupted erasures are removed first
+// (also when none of the customers is in the version). Returns the ids found (nothing is written
+// when there are none). NotFound if the root or the version does not exist; FailedPrecondition if
+// a publish or another erasure holds the lock; Corruption for a damaged version; IOError (naming
+// the path) if a write, fsync, the exchange or a removal fails (the version is then old or new,
+// whole).
+Result<std::vector<std::string>> ForgetInPublishedSnapshot(
+    const std::string& root, int64_t version, const std::unordered_set<std::string>& customers);
 
 // Removes the customers whose external ids are in `customers` from `snapshot` (in memory): each
 // one's id becomes "" (a hole, as for an id nobody has), their factor row zeros, and their row of

@@ -56,6 +56,8 @@ struct ForgetReceipt {
   bool profile = false;             // a customer record was deleted
   int64_t notifications = 0;        // ledger entries deleted
   std::vector<ProductId> products;  // products the customer had events for (ascending)
+  // The smallest and largest event id deleted (for EraseForgotten; empty without events).
+  std::string first_event_id, last_event_id;
 };
 
 // Counts over the whole store, from StoreStats::Compute-style full scans.
@@ -160,6 +162,15 @@ class Store {
   // The store's size in time (it reads and writes all of it; seconds for a few million events).
   // FailedPrecondition on a read-only store; IOError if RocksDB fails (nothing is lost).
   Status Compact();
+
+  // Takes what ForgetCustomer deleted out of the store's files: flushes the memtables (so that no
+  // write-ahead log still holds the customer's records) and compacts, down to the last level,
+  // the key ranges that held them (their events, record and ledger prefixes, their id mappings,
+  // and the span of their events' dedup entries), rewriting only the files that overlap those
+  // ranges. Without it the deleted records stay in the files until RocksDB compacts them on its
+  // own. FailedPrecondition on a read-only store; IOError if RocksDB fails (the customer stays
+  // forgotten; their bytes wait for the next compaction).
+  Status EraseForgotten(const ForgetReceipt& receipt);
 
   // ---- Notification ledger ----
 
