@@ -504,7 +504,10 @@ struct ServingEngine::Caches {
 
   // Records a customer's email address and own opt-out (none and false for one forgotten), and
   // updates who is left out: the customer, and every account at an address whose opt-out state
-  // changed (a pass over `address`, on the rare write that changes one).
+  // changed. That takes a pass over `address` under the caches' exclusive lock, on the writes
+  // that change an address's state (most opt-outs, since the first at an address does): 0.7 ms
+  // per million customers (a standalone loop of the same shape, best of 20), a pause of the
+  // reads about as long as one audience.
   void SetConsent(uint32_t customer, const std::optional<std::string>& email, bool self) {
     if (customer >= address.size()) address.resize(customer + 1, 0);
     const uint64_t before = address[customer], after = AddressHash(email);
