@@ -1,6 +1,7 @@
 #include "affinity/serving.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <cmath>
@@ -10,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -678,6 +680,7 @@ struct ServingEngine::Eraser {
   int64_t running = 0;              // customers being erased now
   int64_t failed = 0;               // customers whose erasure failed
   bool stop = false;
+  std::atomic<bool> cancel{false};  // stops the compaction in progress (the destructor)
   std::thread thread;
 };
 
@@ -694,14 +697,15 @@ struct ServingEngine::AudienceScratch {
 };
 
 ServingEngine::~ServingEngine() {
-  if (eraser_ && eraser_->thread.joinable()) {
-    {
-      std::lock_guard lock(eraser_->mu);
-      eraser_->stop = true;
-    }
-    eraser_->cv.notify_all();
-    eraser_->thread.join();  // after the erasure in progress, if any
+  std::thread thread;
+  {
+    std::lock_guard lock(eraser_->mu);
+    eraser_->stop = true;  // and nothing more is queued
+    eraser_->cancel = true;
+    thread = std::move(eraser_->thread);
   }
+  eraser_->cv.notify_all();
+  if (thread.joinable()) thread.join();  // the compaction in progress stops early
 }
 
 void ServingEngine::EraseLoop() {
@@ -719,11 +723,16 @@ void ServingEngine::EraseLoop() {
     // A few customers: the ranges they were in; more at once (a burst of forgets): one pass over
     // the whole store costs about what a few targeted ones do.
     Status erased = Status::Ok();
+    int64_t failed = 0;
     if (batch.size() > 4) {
-      erased = store_->Compact();
+      erased = store_->Compact(&e.cancel);
+      if (!erased.ok()) failed = static_cast<int64_t>(batch.size());
     } else {
       for (const ForgetReceipt& r : batch) {
-        if (Status s = store_->EraseForgotten(r); !s.ok()) erased = s;
+        if (Status s = store_->EraseForgotten(r, &e.cancel); !s.ok()) {
+          erased = s;
+          ++failed;
+        }
       }
     }
     const double seconds =
@@ -733,19 +742,22 @@ void ServingEngine::EraseLoop() {
                    batch.size(), seconds);
     } else {
       std::fprintf(stderr,
-                   "could not erase %zu forgotten customer(s) from the store's files (%s): they "
-                   "stay until RocksDB compacts those files, or affinity forget --db\n",
-                   batch.size(), erased.ToString().c_str());
+                   "could not erase %lld of %zu forgotten customer(s) from the store's files "
+                   "(%s): they stay until RocksDB compacts those files, or affinity forget --db\n",
+                   static_cast<long long>(failed), batch.size(), erased.ToString().c_str());
     }
     lock.lock();
     e.running = 0;
-    if (!erased.ok()) e.failed += static_cast<int64_t>(batch.size());
+    e.failed += failed;
     e.cv.notify_all();
   }
 }
 
 int64_t ServingEngine::WaitForErasures() {
   std::unique_lock lock(eraser_->mu);
+  if (!eraser_->thread.joinable()) {  // none started (or it could not be): nothing will run
+    return eraser_->failed + static_cast<int64_t>(eraser_->queue.size());
+  }
   eraser_->cv.wait(
       lock, [&] { return (eraser_->queue.empty() && eraser_->running == 0) || eraser_->stop; });
   return eraser_->failed;
@@ -2515,8 +2527,16 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
   // seconds).
   {
     std::lock_guard lock(eraser_->mu);
-    eraser_->queue.push_back(receipt);
-    if (!eraser_->thread.joinable()) eraser_->thread = std::thread([this] { EraseLoop(); });
+    if (!eraser_->stop) {
+      eraser_->queue.push_back(receipt);
+      if (!eraser_->thread.joinable()) {
+        try {
+          eraser_->thread = std::thread([this] { EraseLoop(); });
+        } catch (const std::system_error& e) {  // no thread: the next forget tries again
+          std::fprintf(stderr, "cannot start the erasure thread: %s\n", e.what());
+        }
+      }
+    }
   }
   eraser_->cv.notify_all();
   // Versions published since the one served hold them as well. (A training run that checks the

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <string_view>
+#include <thread>
 
 #include "affinity/store.h"
 #include "affinity/time_util.h"
@@ -152,13 +153,21 @@ Status Errno(const std::string& what, const std::string& path) {
 // An exclusive lock on <root>/LOCK for the duration of a publish (released on destruction).
 class PublishLock {
  public:
-  static Result<std::unique_ptr<PublishLock>> Acquire(const std::string& root) {
+  // Waits up to `wait_seconds` for a holder to finish (polling every 100 ms).
+  static Result<std::unique_ptr<PublishLock>> Acquire(const std::string& root,
+                                                      double wait_seconds) {
     const std::string path = (fs::path(root) / "LOCK").string();
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return Errno("cannot open", path);
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd);
-      return Status::FailedPrecondition("another publish is running in " + root);
+    const auto give_up = std::chrono::steady_clock::now() +
+                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                             std::chrono::duration<double>(wait_seconds));
+    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (std::chrono::steady_clock::now() >= give_up) {
+        ::close(fd);
+        return Status::FailedPrecondition("another publish or erasure is running in " + root);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     return std::unique_ptr<PublishLock>(new PublishLock(fd));
   }
@@ -367,12 +376,13 @@ Status WriteSnapshotDir(const std::string& dir, const Snapshot& snapshot, int64_
 
 }  // namespace
 
-Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot) {
+Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot,
+                                double wait_seconds) {
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) return Status::IOError("cannot create " + root + ": " + ec.message());
   // One publisher at a time: two overlapping runs would pick the same version and temporary names.
-  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root));
+  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root, wait_seconds));
   // Clean temporary directories left by an interrupted publish (safe under the lock).
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     if (entry.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(entry.path(), ec);
@@ -441,12 +451,13 @@ Status RemoveRewriteLeftovers(const std::string& root) {
 }  // namespace
 
 Result<std::vector<std::string>> ForgetInPublishedSnapshot(
-    const std::string& root, int64_t version, const std::unordered_set<std::string>& customers) {
+    const std::string& root, int64_t version, const std::unordered_set<std::string>& customers,
+    double wait_seconds) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return Status::NotFound("no snapshot directory " + root);
   // Held from the load to the exchange: two erasures of one version cannot undo each other, and
   // a publish cannot clean the temporary directory of one in progress.
-  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root));
+  AFFINITY_ASSIGN_OR_RETURN(auto lock, PublishLock::Acquire(root, wait_seconds));
   AFFINITY_RETURN_IF_ERROR(RemoveRewriteLeftovers(root));
   AFFINITY_ASSIGN_OR_RETURN(Snapshot snapshot, LoadSnapshot(root, version));
   std::vector<std::string> found = ForgetInSnapshot(&snapshot, customers);

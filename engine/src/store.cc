@@ -238,6 +238,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
   db_options.OptimizeLevelStyleCompaction();
+  // RocksDB's own LOG at warnings only: at its default level it writes the bounds of a compaction
+  // asked for a key range (EraseForgotten's) in hex, which would put a forgotten customer's id
+  // and event ids in the LOG files (docs/storage.md).
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_options.keep_log_file_num = 10;
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(static_cast<size_t>(options.block_cache_mb) << 20);
@@ -434,7 +439,7 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
   return receipt;
 }
 
-Status Store::EraseForgotten(const ForgetReceipt& receipt) {
+Status Store::EraseForgotten(const ForgetReceipt& receipt, std::atomic<bool>* cancel) {
   Impl& d = *impl_;
   if (d.read_only) return Status::FailedPrecondition("store is open read-only");
   rocksdb::FlushOptions flush;
@@ -442,6 +447,7 @@ Status Store::EraseForgotten(const ForgetReceipt& receipt) {
   AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Flush(flush, d.handles)));
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  options.canceled = cancel;
   auto compact = [&](rocksdb::ColumnFamilyHandle* cf, const std::string& first,
                      const std::string& last) {
     const rocksdb::Slice begin(first), end(last);
@@ -464,7 +470,7 @@ Status Store::EraseForgotten(const ForgetReceipt& receipt) {
   return Status::Ok();
 }
 
-Status Store::Compact() {
+Status Store::Compact(std::atomic<bool>* cancel) {
   Impl& d = *impl_;
   if (d.read_only) return Status::FailedPrecondition("store is open read-only");
   rocksdb::FlushOptions flush;
@@ -474,6 +480,7 @@ Status Store::Compact() {
   // Rewrite the last level too, even when a single file holds the range: that is where the
   // deleted records' bytes are.
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  options.canceled = cancel;
   for (rocksdb::ColumnFamilyHandle* cf : d.handles) {
     AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->CompactRange(options, cf, nullptr, nullptr)));
   }

@@ -1234,8 +1234,9 @@ class HttpServer::Impl {
                            {"notifications", r.notifications},
                            {"online_vector", forgot->had_vector}}},
                          {"erasure",
-                          "queued: the deleted records leave the store's files at the compaction "
-                          "of the ranges they were in, which runs next in the background"},
+                          "queued: the deleted records leave the store's files at a compaction "
+                          "of the ranges they were in (of the whole store when many wait), which "
+                          "runs next in the background"},
                          {"newest_snapshot", forgot->newest_snapshot},
                          {"snapshots",
                           "hidden from every answer now; snapshot v" +

@@ -118,6 +118,13 @@ int Run(const ForgetFlags& f) {
         {"customer", id}, {"store", nullptr}, {"snapshots", nlohmann::json::array()}};
   }
   nlohmann::json report = {{"compacted", false}};
+  // Failures after the first deletion do not stop the run (what was deleted stays deleted, and
+  // the rest is still worth doing): each is reported, and the exit code is then 1.
+  nlohmann::json errors = nlohmann::json::array();
+  auto failure = [&](const std::string& what, const Status& status) {
+    std::fprintf(stderr, "affinity: %s: %s\n", what.c_str(), status.ToString().c_str());
+    errors.push_back({{"what", what}, {"error", status.ToString()}});
+  };
 
   if (!f.db.empty()) {
     StoreOptions options;
@@ -137,10 +144,12 @@ int Run(const ForgetFlags& f) {
     int64_t forgotten = 0;
     for (const std::string& id : ids) {
       auto receipt = (*store)->ForgetCustomer(id);
-      if (!receipt.ok() && receipt.status().code() != StatusCode::kNotFound) {
-        return Fail(receipt.status());
-      }
       nlohmann::json& entry = per_customer[id]["store"];
+      if (!receipt.ok() && receipt.status().code() != StatusCode::kNotFound) {
+        failure("customer " + id, receipt.status());
+        entry = {{"forgotten", false}, {"why", receipt.status().ToString()}};
+        continue;
+      }
       if (!receipt.ok()) {
         entry = {{"forgotten", false}, {"why", "not in the store"}};
         say("%s: not in the store\n", id.c_str());
@@ -160,16 +169,19 @@ int Run(const ForgetFlags& f) {
     if (!f.no_compact) {
       say("compacting the store, so that the deleted records leave its files...\n");
       const auto start = std::chrono::steady_clock::now();
-      if (Status compacted = (*store)->Compact(); !compacted.ok()) return Fail(compacted);
-      // Opening the store again writes a new MANIFEST (RocksDB's list of table files, which names
-      // each file's first and last key) and deletes the old one, whose older entries could
-      // still name a forgotten customer's key as the boundary of a file compacted away.
-      store->reset();
-      auto reopened = Store::Open(f.db, options);
-      if (!reopened.ok()) return Fail(reopened.status());
-      report["compacted"] = true;
-      report["compact_seconds"] = SecondsSince(start);
-      say("compacted in %.1f s\n", report["compact_seconds"].get<double>());
+      if (Status compacted = (*store)->Compact(); !compacted.ok()) {
+        failure("compacting the store", compacted);
+      } else {
+        // Opening the store again writes a new MANIFEST (RocksDB's list of table files, which
+        // names each file's first and last key) and deletes the old one, whose older entries
+        // could still name a forgotten customer's key as the boundary of a file compacted away.
+        store->reset();
+        auto reopened = Store::Open(f.db, options);
+        if (!reopened.ok()) failure("opening the store again", reopened.status());
+        report["compacted"] = reopened.ok();
+        report["compact_seconds"] = SecondsSince(start);
+        say("compacted in %.1f s\n", report["compact_seconds"].get<double>());
+      }
     }
   }
 
@@ -179,10 +191,12 @@ int Run(const ForgetFlags& f) {
   for (int64_t version : versions) {
     // Under the snapshot root's lock, version by version; one that fails is reported and the
     // others are still erased (the exit code is then 1: run it again).
-    auto found = ForgetInPublishedSnapshot(f.snapshots, version, wanted);
+    // (A training run publishing holds the root: wait for it.)
+    auto found = ForgetInPublishedSnapshot(f.snapshots, version, wanted, /*wait_seconds=*/600);
     if (!found.ok()) {
-      std::fprintf(stderr, "affinity: snapshot v%06lld: %s\n", static_cast<long long>(version),
-                   found.status().ToString().c_str());
+      char name[32];
+      std::snprintf(name, sizeof name, "snapshot v%06lld", static_cast<long long>(version));
+      failure(name, found.status());
       failed.push_back({{"version", version}, {"error", found.status().ToString()}});
       continue;
     }
@@ -194,6 +208,7 @@ int Run(const ForgetFlags& f) {
   }
   report["snapshots_scanned"] = versions.size();
   report["snapshots_failed"] = failed;
+  report["errors"] = errors;
   report["snapshots_rewritten"] = rewritten;
   nlohmann::json customers = nlohmann::json::array();
   for (const std::string& id : ids) customers.push_back(per_customer[id]);
@@ -211,16 +226,15 @@ int Run(const ForgetFlags& f) {
     std::printf("forgot %lld of %zu customers in the store%s; rewrote %zu of %zu snapshot(s)%s\n",
                 static_cast<long long>(in_store), ids.size(), f.db.empty() ? " (not asked)" : "",
                 rewritten.size(), versions.size(), f.snapshots.empty() ? " (not asked)" : "");
-    if (!failed.empty()) {
-      std::printf("%zu snapshot version(s) could not be rewritten (above): run this again\n",
-                  failed.size());
+    if (!errors.empty()) {
+      std::printf("%zu step(s) failed (above): run this again\n", errors.size());
     }
     if (nowhere > 0) {
       std::printf("%lld customers were found nowhere asked (already forgotten, or never known)\n",
                   static_cast<long long>(nowhere));
     }
   }
-  return failed.empty() ? 0 : 1;
+  return errors.empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -234,7 +248,8 @@ Command RegisterForget(CLI::App& app) {
       "snapshot (id, factor row, insights row). The store must not be open in a server: forget "
       "through DELETE /v1/customers/{id} there, and run this with --snapshots only.");
   sub->add_option("--db", f->db, "Store directory (needs the store's write lock)");
-  sub->add_option("--snapshots", f->snapshots, "Snapshot directory: every version is rewritten");
+  sub->add_option("--snapshots", f->snapshots,
+                  "Snapshot directory: every version holding one of them is rewritten");
   sub->add_option("--customer", f->customers, "External customer id (repeatable)");
   sub->add_option("--customers-file", f->customers_file,
                   "File of external customer ids, one per line");

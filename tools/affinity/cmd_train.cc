@@ -247,7 +247,8 @@ int Run(TrainFlags& f) {
     // read-only view of the store does not see) is not published: the store as it is now says
     // who is still there.
     if (const char* forget = std::getenv("AFFINITY_TRAIN_TEST_FORGET")) {
-      // Test hook: what a server beside this run does on DELETE, at the last moment.
+      // Test hook (tests/tools/cli_test.cc; documented in docs/snapshots.md, like the campaign's
+      // crash hooks): what a server beside this run does on DELETE, at the last moment.
       StoreOptions writable;
       writable.create_if_missing = false;
       auto writer = Store::Open(f.db, writable);
@@ -269,7 +270,9 @@ int Run(TrainFlags& f) {
                    static_cast<long long>(left_out));
     }
   }
-  auto version = PublishSnapshot(f.snapshots, snapshot);
+  // An erasure (affinity forget --snapshots) may hold the root for a few seconds a version:
+  // wait for it rather than lose the run.
+  auto version = PublishSnapshot(f.snapshots, snapshot, /*wait_seconds=*/600);
   if (!version.ok()) return Fail(version.status());
   const double total =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

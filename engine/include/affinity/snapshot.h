@@ -58,9 +58,11 @@ struct Snapshot {
 
 // Writes `snapshot` as the next version under `root` (created if missing) and makes it current.
 // snapshot.version is ignored and the assigned version returned. InvalidArgument for a bad extra
-// file name; FailedPrecondition if another publish holds the root's lock; IOError (naming the
-// path) if any write, fsync or rename fails; the previous CURRENT then stays in force.
-Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot);
+// file name; FailedPrecondition if another publish (or an erasure, ForgetInPublishedSnapshot)
+// still holds the root's lock after `wait_seconds`; IOError (naming the path) if any write, fsync
+// or rename fails; the previous CURRENT then stays in force.
+Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapshot,
+                                double wait_seconds = 0);
 
 // Erases the customers whose external ids are in `customers` from the published version
 // `version` under `root` (ForgetInSnapshot, then the version is rewritten in place; created_at
@@ -71,11 +73,12 @@ Result<int64_t> PublishSnapshot(const std::string& root, const Snapshot& snapsho
 // held from the load to the exchange, and leftovers of interrupted erasures are removed first
 // (also when none of the customers is in the version). Returns the ids found (nothing is written
 // when there are none). NotFound if the root or the version does not exist; FailedPrecondition if
-// a publish or another erasure holds the lock; Corruption for a damaged version; IOError (naming
-// the path) if a write, fsync, the exchange or a removal fails (the version is then old or new,
-// whole).
+// a publish or another erasure still holds the lock after `wait_seconds`; Corruption for a
+// damaged version; IOError (naming the path) if a write, fsync, the exchange or a removal fails
+// (the version is then old or new, whole).
 Result<std::vector<std::string>> ForgetInPublishedSnapshot(
-    const std::string& root, int64_t version, const std::unordered_set<std::string>& customers);
+    const std::string& root, int64_t version, const std::unordered_set<std::string>& customers,
+    double wait_seconds = 0);
 
 // Removes the customers whose external ids are in `customers` from `snapshot` (in memory): each
 // one's id becomes "" (a hole, as for an id nobody has), their factor row zeros, and their row of

@@ -11,6 +11,7 @@
 // open a database directory (RocksDB holds a lock file).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -160,17 +161,19 @@ class Store {
   // compacts each column family down to its last level (deletes are tombstones until then: a
   // forgotten customer's records stay in the store's files until a compaction rewrites them).
   // The store's size in time (it reads and writes all of it; seconds for a few million events).
-  // FailedPrecondition on a read-only store; IOError if RocksDB fails (nothing is lost).
-  Status Compact();
+  // `cancel` as for EraseForgotten. FailedPrecondition on a read-only store; IOError if RocksDB
+  // fails (nothing is lost).
+  Status Compact(std::atomic<bool>* cancel = nullptr);
 
   // Takes what ForgetCustomer deleted out of the store's files: flushes the memtables (so that no
   // write-ahead log still holds the customer's records) and compacts, down to the last level,
   // the key ranges that held them (their events, record and ledger prefixes, their id mappings,
   // and the span of their events' dedup entries), rewriting only the files that overlap those
   // ranges. Without it the deleted records stay in the files until RocksDB compacts them on its
-  // own. FailedPrecondition on a read-only store; IOError if RocksDB fails (the customer stays
-  // forgotten; their bytes wait for the next compaction).
-  Status EraseForgotten(const ForgetReceipt& receipt);
+  // own. `cancel` (optional): set to true from another thread, it stops the compaction early
+  // (Incomplete). FailedPrecondition on a read-only store; IOError if RocksDB fails (the customer
+  // stays forgotten; their bytes wait for the next compaction).
+  Status EraseForgotten(const ForgetReceipt& receipt, std::atomic<bool>* cancel = nullptr);
 
   // ---- Notification ledger ----
 
