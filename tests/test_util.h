@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace affinity::testing {
 
@@ -53,6 +55,21 @@ inline std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The names of the files under `dir` (recursively) whose bytes contain `needle`, sorted; with
+// `except_prefix`, leaving out those whose name starts with it.
+inline std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle,
+                                             const std::string& except_prefix = "") {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string name = entry.path().filename().string();
+    if (!except_prefix.empty() && name.rfind(except_prefix, 0) == 0) continue;
+    if (ReadFile(entry.path().string()).find(needle) != std::string::npos) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 // What a run of the `affinity` binary did.

@@ -16,8 +16,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kMaxIdBytes = 256;
-
 const std::map<ImportKind, std::vector<std::string>>& KindFields() {
   static const auto* fields = new std::map<ImportKind, std::vector<std::string>>{
       {ImportKind::kPurchases,
@@ -44,35 +42,6 @@ std::string_view KindName(ImportKind kind) {
   return "?";
 }
 
-// True if `s` is well-formed UTF-8 (no overlong forms, surrogates or code points > U+10FFFF).
-bool IsValidUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-    for (size_t k = 1; k < n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n;
-  }
-  return true;
-}
-
-bool HasControlChars(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) return true;
-  }
-  return false;
-}
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -88,20 +57,8 @@ struct RowProblem {
 std::optional<std::string> ParseId(std::optional<std::string_view> raw, const char* field,
                                    std::optional<RowProblem>* problem) {
   std::string_view v = raw ? Trim(*raw) : std::string_view();
-  if (v.empty()) {
-    *problem = RowProblem{std::string(field) + " is empty"};
-    return std::nullopt;
-  }
-  if (v.size() > kMaxIdBytes) {
-    *problem = RowProblem{std::string(field) + " is longer than 256 bytes"};
-    return std::nullopt;
-  }
-  if (HasControlChars(v)) {
-    *problem = RowProblem{std::string(field) + " contains control characters"};
-    return std::nullopt;
-  }
-  if (!IsValidUtf8(v)) {
-    *problem = RowProblem{std::string(field) + " is not valid UTF-8"};
+  if (std::string why = ExternalIdProblem(v); !why.empty()) {
+    *problem = RowProblem{std::string(field) + " " + why};
     return std::nullopt;
   }
   return std::string(v);

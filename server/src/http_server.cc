@@ -264,32 +264,12 @@ void SendText(httplib::Response& res, std::string body, int status = 200) {
 }
 
 // Valid UTF-8 without control characters, at most `max_bytes` long.
-bool ValidUtf8(std::string_view id, size_t max_bytes) {
-  if (id.size() > max_bytes) return false;
-  for (size_t i = 0; i < id.size();) {
-    const auto c = static_cast<unsigned char>(id[i]);
-    if (c < 0x20 || c == 0x7f) return false;
-    size_t extra = 0;
-    if (c >= 0xc2 && c <= 0xdf) {
-      extra = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      extra = 2;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      extra = 3;
-    } else if (c >= 0x80) {
-      return false;  // a continuation byte first, or an overlong / out-of-range lead byte
-    }
-    if (i + extra >= id.size() && extra > 0) return false;  // a truncated sequence
-    for (size_t k = 1; k <= extra; ++k) {
-      if ((static_cast<unsigned char>(id[i + k]) & 0xc0) != 0x80) return false;
-    }
-    i += extra + 1;
-  }
-  return true;
+bool ValidUtf8(std::string_view text, size_t max_bytes) {
+  return text.size() <= max_bytes && !HasControlChars(text) && IsValidUtf8(text);
 }
 
 // What an id may be: 1..256 bytes of valid UTF-8 without control characters.
-bool ValidId(std::string_view id) { return !id.empty() && ValidUtf8(id, 256); }
+bool ValidId(std::string_view id) { return ExternalIdProblem(id).empty(); }
 
 // Strict integer query parameter in [lo, hi]; absent: `fallback`.
 Result<int> IntParam(const httplib::Request& req, const char* name, int fallback, int lo, int hi) {

@@ -12,6 +12,7 @@
 
 #include "affinity/snapshot.h"
 #include "affinity/store.h"
+#include "affinity/types.h"
 #include "commands.h"
 
 namespace affinity::cli {
@@ -27,18 +28,6 @@ struct ForgetFlags {
   bool quiet = false;
 };
 
-constexpr size_t kMaxIdBytes = 256;  // as the HTTP API and the import allow
-
-// Why `id` cannot be a customer id ("" if it can): 1-256 bytes without control characters.
-std::string IdProblem(std::string_view id) {
-  if (id.empty()) return "an id is not empty";
-  if (id.size() > kMaxIdBytes) return "an id is at most 256 bytes";
-  for (unsigned char c : id) {
-    if (c < 0x20 || c == 0x7f) return "an id has no control characters";
-  }
-  return "";
-}
-
 // Reads one id per line (surrounding blanks and a leading byte-order mark trimmed, empty lines
 // skipped) into `ids`. A line that cannot be an id is InvalidArgument naming the file and line;
 // an unreadable file IOError.
@@ -51,8 +40,8 @@ Status ReadIds(const std::string& path, std::vector<std::string>* ids) {
     const size_t first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos) continue;
     const std::string id = line.substr(first, line.find_last_not_of(" \t\r") - first + 1);
-    if (const std::string problem = IdProblem(id); !problem.empty()) {
-      return Status::InvalidArgument(path + ":" + std::to_string(number) + ": " + problem,
+    if (const std::string problem = ExternalIdProblem(id); !problem.empty()) {
+      return Status::InvalidArgument(path + ":" + std::to_string(number) + ": the id " + problem,
                                      "customers-file");
     }
     ids->push_back(id);
@@ -74,8 +63,8 @@ int Run(const ForgetFlags& f) {
     if (Status read = ReadIds(f.customers_file, &ids); !read.ok()) return Fail(read);
   }
   for (const std::string& id : f.customers) {
-    if (const std::string problem = IdProblem(id); !problem.empty()) {
-      return Fail(Status::InvalidArgument("--customer: " + problem, "customer"));
+    if (const std::string problem = ExternalIdProblem(id); !problem.empty()) {
+      return Fail(Status::InvalidArgument("--customer " + problem, "customer"));
     }
   }
   std::vector<int64_t> versions;

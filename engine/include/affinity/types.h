@@ -82,6 +82,17 @@ struct CustomerProfile {
   std::optional<UnixSeconds> created_at;              // an upsert never moves it later
 };
 
+// Text checks shared by the import, the HTTP API and the CLI.
+// True if `s` is well-formed UTF-8 (no overlong forms, surrogates or code points > U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+// True if `s` holds an ASCII control character (below 0x20, or 0x7F).
+bool HasControlChars(std::string_view s);
+// External ids (customers, products, events): 1-256 bytes of UTF-8 without control characters.
+inline constexpr size_t kMaxExternalIdBytes = 256;
+// Why `id` cannot be an external id: "" if it can, else "is empty", "is longer than 256 bytes",
+// "contains control characters" or "is not valid UTF-8".
+std::string ExternalIdProblem(std::string_view id);
+
 // Product attributes; same optional/upsert semantics as CustomerProfile.
 inline constexpr size_t kMaxDescriptionBytes = 8192;
 // `text` with its line breaks and tabs as spaces: what the checks for control characters see of
