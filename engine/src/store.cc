@@ -439,52 +439,65 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
   return receipt;
 }
 
-Status Store::EraseForgotten(const ForgetReceipt& receipt, std::atomic<bool>* cancel) {
-  Impl& d = *impl_;
-  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
+namespace {
+
+// A key range of one column family to compact; an unset bound is that end of the family.
+struct CompactionRange {
+  rocksdb::ColumnFamilyHandle* cf;
+  std::optional<std::string> first, last;  // inclusive
+};
+
+// Flushes every column family (so that no write-ahead log still holds what was deleted), then
+// compacts each range down to the last level, which is rewritten even when a single file holds
+// the range: that is where deleted records' bytes are.
+Status FlushThenCompact(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& all,
+                        const std::vector<CompactionRange>& ranges, std::atomic<bool>* cancel) {
   rocksdb::FlushOptions flush;
   flush.wait = true;
-  AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Flush(flush, d.handles)));
+  AFFINITY_RETURN_IF_ERROR(FromRocksDb(db->Flush(flush, all)));
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   options.canceled = cancel;
-  auto compact = [&](rocksdb::ColumnFamilyHandle* cf, const std::string& first,
-                     const std::string& last) {
-    const rocksdb::Slice begin(first), end(last);
-    return FromRocksDb(d.db->CompactRange(options, cf, &begin, &end));
-  };
+  for (const CompactionRange& r : ranges) {
+    std::optional<rocksdb::Slice> first, last;
+    if (r.first) first.emplace(*r.first);
+    if (r.last) last.emplace(*r.last);
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(
+        db->CompactRange(options, r.cf, first ? &*first : nullptr, last ? &*last : nullptr)));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Store::EraseForgotten(const ForgetReceipt& receipt, std::atomic<bool>* cancel) {
+  Impl& d = *impl_;
+  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
   // Keys under the customer's u32 prefix: [prefix, prefix + 0xFF...] covers every one of them.
   const std::string prefix = codec::U32Key(receipt.internal_id);
   const std::string prefix_end = prefix + std::string(32, '\xff');
+  std::vector<CompactionRange> ranges;
   for (rocksdb::ColumnFamilyHandle* cf : {d.events, d.customers, d.notifications}) {
-    AFFINITY_RETURN_IF_ERROR(compact(cf, prefix, prefix_end));
+    ranges.push_back({cf, prefix, prefix_end});
   }
-  const std::string external = IdsKey(codec::kIdsCustomerByExternal, receipt.customer);
-  const std::string internal = IdsKey(codec::kIdsCustomerByInternal, receipt.internal_id);
-  AFFINITY_RETURN_IF_ERROR(compact(d.ids, external, external));
-  AFFINITY_RETURN_IF_ERROR(compact(d.ids, internal, internal));
+  for (const std::string& key : {IdsKey(codec::kIdsCustomerByExternal, receipt.customer),
+                                 IdsKey(codec::kIdsCustomerByInternal, receipt.internal_id)}) {
+    ranges.push_back({d.ids, key, key});
+  }
   if (!receipt.first_event_id.empty()) {
-    AFFINITY_RETURN_IF_ERROR(compact(d.ids, IdsKey(codec::kIdsEvent, receipt.first_event_id),
-                                     IdsKey(codec::kIdsEvent, receipt.last_event_id)));
+    ranges.push_back({d.ids, IdsKey(codec::kIdsEvent, receipt.first_event_id),
+                      IdsKey(codec::kIdsEvent, receipt.last_event_id)});
   }
-  return Status::Ok();
+  return FlushThenCompact(d.db.get(), d.handles, ranges, cancel);
 }
 
 Status Store::Compact(std::atomic<bool>* cancel) {
   Impl& d = *impl_;
   if (d.read_only) return Status::FailedPrecondition("store is open read-only");
-  rocksdb::FlushOptions flush;
-  flush.wait = true;
-  AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Flush(flush, d.handles)));
-  rocksdb::CompactRangeOptions options;
-  // Rewrite the last level too, even when a single file holds the range: that is where the
-  // deleted records' bytes are.
-  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  options.canceled = cancel;
-  for (rocksdb::ColumnFamilyHandle* cf : d.handles) {
-    AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->CompactRange(options, cf, nullptr, nullptr)));
-  }
-  return Status::Ok();
+  std::vector<CompactionRange> whole;
+  for (rocksdb::ColumnFamilyHandle* cf : d.handles)
+    whole.push_back({cf, std::nullopt, std::nullopt});
+  return FlushThenCompact(d.db.get(), d.handles, whole, cancel);
 }
 
 Status ValidateCampaignId(std::string_view id) {
