@@ -15,6 +15,7 @@
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "affinity/email.h"
 #include "affinity/interactions.h"
@@ -677,8 +678,11 @@ struct ServingEngine::Eraser {
   std::mutex mu;
   std::condition_variable cv;
   std::deque<ForgetReceipt> queue;  // guarded by mu
-  int64_t running = 0;              // customers being erased now
-  int64_t failed = 0;               // customers whose erasure failed
+  // Customers forgotten before this engine opened the store whose erasure did not run (a stop or
+  // crash first; Store::ErasuresPending): erased by one compaction of the whole store.
+  int64_t left_before = 0;  // guarded by mu
+  int64_t running = 0;      // customers being erased now
+  int64_t failed = 0;       // customers whose erasure failed
   bool stop = false;
   std::atomic<bool> cancel{false};  // stops the compaction in progress (the destructor)
   std::thread thread;
@@ -712,21 +716,24 @@ void ServingEngine::EraseLoop() {
   Eraser& e = *eraser_;
   std::unique_lock lock(e.mu);
   for (;;) {
-    e.cv.wait(lock, [&] { return e.stop || !e.queue.empty(); });
+    e.cv.wait(lock, [&] { return e.stop || !e.queue.empty() || e.left_before > 0; });
     if (e.stop) return;
     std::vector<ForgetReceipt> batch(std::make_move_iterator(e.queue.begin()),
                                      std::make_move_iterator(e.queue.end()));
     e.queue.clear();
-    e.running = static_cast<int64_t>(batch.size());
+    const int64_t left_before = std::exchange(e.left_before, 0);
+    const int64_t customers = static_cast<int64_t>(batch.size()) + left_before;
+    e.running = customers;
     lock.unlock();
     const auto start = std::chrono::steady_clock::now();
-    // A few customers: the ranges they were in; more at once (a burst of forgets): one pass over
-    // the whole store costs about what a few targeted ones do.
+    // A few customers: the ranges they were in; more at once (a burst of forgets), or some whose
+    // ranges were not kept (forgotten before a restart): one pass over the whole store costs
+    // about what a few targeted ones do.
     Status erased = Status::Ok();
     int64_t failed = 0;
-    if (batch.size() > 4) {
+    if (customers > 4 || left_before > 0) {
       erased = store_->Compact(&e.cancel);
-      if (!erased.ok()) failed = static_cast<int64_t>(batch.size());
+      if (!erased.ok()) failed = customers;
     } else {
       for (const ForgetReceipt& r : batch) {
         if (Status s = store_->EraseForgotten(r, &e.cancel); !s.ok()) {
@@ -738,13 +745,15 @@ void ServingEngine::EraseLoop() {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (erased.ok()) {
-      std::fprintf(stderr, "erased %zu forgotten customer(s) from the store's files in %.1f s\n",
-                   batch.size(), seconds);
+      std::fprintf(stderr, "erased %lld forgotten customer(s) from the store's files in %.1f s\n",
+                   static_cast<long long>(customers), seconds);
     } else {
       std::fprintf(stderr,
-                   "could not erase %lld of %zu forgotten customer(s) from the store's files "
-                   "(%s): they stay until RocksDB compacts those files, or affinity forget --db\n",
-                   static_cast<long long>(failed), batch.size(), erased.ToString().c_str());
+                   "could not erase %lld of %lld forgotten customer(s) from the store's files "
+                   "(%s): they stay until RocksDB compacts those files, the next start, or "
+                   "affinity forget --db\n",
+                   static_cast<long long>(failed), static_cast<long long>(customers),
+                   erased.ToString().c_str());
     }
     lock.lock();
     e.running = 0;
@@ -753,13 +762,24 @@ void ServingEngine::EraseLoop() {
   }
 }
 
+void ServingEngine::StartEraser() {
+  if (eraser_->thread.joinable()) return;
+  try {
+    eraser_->thread = std::thread([this] { EraseLoop(); });
+  } catch (const std::system_error& e) {  // no thread: the next forget tries again
+    std::fprintf(stderr, "cannot start the erasure thread: %s\n", e.what());
+  }
+}
+
 int64_t ServingEngine::WaitForErasures() {
   std::unique_lock lock(eraser_->mu);
   if (!eraser_->thread.joinable()) {  // none started (or it could not be): nothing will run
-    return eraser_->failed + static_cast<int64_t>(eraser_->queue.size());
+    return eraser_->failed + static_cast<int64_t>(eraser_->queue.size()) + eraser_->left_before;
   }
-  eraser_->cv.wait(
-      lock, [&] { return (eraser_->queue.empty() && eraser_->running == 0) || eraser_->stop; });
+  eraser_->cv.wait(lock, [&] {
+    return (eraser_->queue.empty() && eraser_->left_before == 0 && eraser_->running == 0) ||
+           eraser_->stop;
+  });
   return eraser_->failed;
 }
 
@@ -825,6 +845,17 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
   state->model = std::move(model);
   engine->EmbedNewProducts(state.get());
   engine->state_ = std::move(state);
+  // Customers forgotten by an earlier run that stopped (or crashed) before their erasure: their
+  // records may still be in the store's files.
+  if (const uint32_t left = store->read_only() ? 0 : store->ErasuresPending(); left > 0) {
+    std::fprintf(stderr,
+                 "%u forgotten customer(s) may still be in the store's files (their erasure did "
+                 "not run before the last stop): compacting the store in the background\n",
+                 left);
+    std::lock_guard lock(engine->eraser_->mu);
+    engine->eraser_->left_before = left;
+    engine->StartEraser();
+  }
   return engine;
 }
 
@@ -2529,13 +2560,7 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
     std::lock_guard lock(eraser_->mu);
     if (!eraser_->stop) {
       eraser_->queue.push_back(receipt);
-      if (!eraser_->thread.joinable()) {
-        try {
-          eraser_->thread = std::thread([this] { EraseLoop(); });
-        } catch (const std::system_error& e) {  // no thread: the next forget tries again
-          std::fprintf(stderr, "cannot start the erasure thread: %s\n", e.what());
-        }
-      }
+      StartEraser();
     }
   }
   eraser_->cv.notify_all();

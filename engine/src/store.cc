@@ -61,6 +61,18 @@ class Store::Impl {
                        codec::kMetaNextCustomerId};
   IdSpace product_ids{codec::kIdsProductByExternal, codec::kIdsProductByInternal,
                       codec::kMetaNextProductId};
+  uint32_t erasures_pending = 0;  // guarded by write_mu; codec::kMetaErasuresPending
+
+  // `done` forgotten customers are out of the store's files: takes them off the count.
+  Status ErasuresDone(uint32_t done) {
+    std::lock_guard lock(write_mu);
+    const uint32_t left = erasures_pending - std::min(done, erasures_pending);
+    if (left == erasures_pending) return Status::Ok();
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(
+        db->Put(write_options, meta, codec::kMetaErasuresPending, codec::U32Key(left))));
+    erasures_pending = left;
+    return Status::Ok();
+  }
 
   ~Impl() {
     if (db) {
@@ -296,6 +308,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
   }
   AFFINITY_ASSIGN_OR_RETURN(impl->customer_ids.next, impl->LoadCounter(codec::kMetaNextCustomerId));
   AFFINITY_ASSIGN_OR_RETURN(impl->product_ids.next, impl->LoadCounter(codec::kMetaNextProductId));
+  AFFINITY_ASSIGN_OR_RETURN(impl->erasures_pending, impl->LoadCounter(codec::kMetaErasuresPending));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -434,7 +447,11 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
     }
     AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
   }
+  // Counted with the delete, so that an erasure a crash or a stop cut short is still known.
+  const uint32_t pending = d.erasures_pending == UINT32_MAX ? UINT32_MAX : d.erasures_pending + 1;
+  batch.Put(d.meta, codec::kMetaErasuresPending, codec::U32Key(pending));
   AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Write(d.write_options, &batch)));
+  d.erasures_pending = pending;
   d.customer_ids.cache.erase(std::string(external_id));
   return receipt;
 }
@@ -488,7 +505,8 @@ Status Store::EraseForgotten(const ForgetReceipt& receipt, std::atomic<bool>* ca
     ranges.push_back({d.ids, IdsKey(codec::kIdsEvent, receipt.first_event_id),
                       IdsKey(codec::kIdsEvent, receipt.last_event_id)});
   }
-  return FlushThenCompact(d.db.get(), d.handles, ranges, cancel);
+  AFFINITY_RETURN_IF_ERROR(FlushThenCompact(d.db.get(), d.handles, ranges, cancel));
+  return d.ErasuresDone(1);
 }
 
 Status Store::Compact(std::atomic<bool>* cancel) {
@@ -497,7 +515,15 @@ Status Store::Compact(std::atomic<bool>* cancel) {
   std::vector<CompactionRange> whole;
   for (rocksdb::ColumnFamilyHandle* cf : d.handles)
     whole.push_back({cf, std::nullopt, std::nullopt});
-  return FlushThenCompact(d.db.get(), d.handles, whole, cancel);
+  // Those forgotten before the flush are erased by it; any forgotten meanwhile stay counted.
+  const uint32_t before = ErasuresPending();
+  AFFINITY_RETURN_IF_ERROR(FlushThenCompact(d.db.get(), d.handles, whole, cancel));
+  return d.ErasuresDone(before);
+}
+
+uint32_t Store::ErasuresPending() const {
+  std::lock_guard lock(impl_->write_mu);
+  return impl_->erasures_pending;
 }
 
 Status ValidateCampaignId(std::string_view id) {

@@ -1216,7 +1216,8 @@ class HttpServer::Impl {
                          {"erasure",
                           "queued: the deleted records leave the store's files at a compaction "
                           "of the ranges they were in (of the whole store when many wait), which "
-                          "runs next in the background"},
+                          "runs next in the background (at the next start if the server stops "
+                          "first)"},
                          {"newest_snapshot", forgot->newest_snapshot},
                          {"snapshots",
                           "hidden from every answer now; snapshot v" +

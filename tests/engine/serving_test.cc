@@ -220,6 +220,41 @@ TEST_F(ServingEngineTest, AnOptOutCoversEveryAccountAtItsAddress) {
   EXPECT_TRUE(listed(top));
 }
 
+TEST_F(ServingEngineTest, AnErasureCutShortByAStopIsDoneAtTheNextStart) {
+  // A customer forgotten, then the engine gone before its erasure ran (a stop or a crash right
+  // after the DELETE was answered): deleted, but still in the table files.
+  AudienceRequest r;
+  r.product = "k04";
+  r.limit = 30;
+  auto audience = engine_->Audience(r);
+  ASSERT_TRUE(audience.ok());
+  const std::string victim = audience->customers[0].customer;
+  CustomerProfile mail;
+  mail.email = "cut-short-7a3f@mail.example";
+  ASSERT_TRUE(engine_->UpsertCustomer(victim, mail).ok());
+  engine_.reset();
+  ASSERT_TRUE(store_->Compact().ok());
+  ASSERT_EQ(store_->ErasuresPending(), 0u);
+  ASSERT_TRUE(store_->ForgetCustomer(victim).ok());  // as the engine does, without its erasure
+  EXPECT_EQ(store_->ErasuresPending(), 1u);
+  store_.reset();
+  auto store = Store::Open(dir_.Sub("db"), StoreOptions());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  store_ = std::move(*store);
+  ASSERT_EQ(store_->ErasuresPending(), 1u) << "kept with the delete";
+  ASSERT_FALSE(testing::FilesHolding(dir_.Sub("db"), "cut-short-7a3f").empty());
+  auto reopened = ServingEngine::Open(store_.get(), dir_.Sub("snaps"), ServingOptions{});
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  engine_ = std::move(*reopened);
+  EXPECT_EQ(engine_->WaitForErasures(), 0);
+  EXPECT_EQ(store_->ErasuresPending(), 0u);
+  EXPECT_EQ(testing::FilesHolding(dir_.Sub("db"), "cut-short-7a3f", "MANIFEST"),
+            std::vector<std::string>{});
+  auto after = engine_->Audience(r);
+  ASSERT_TRUE(after.ok());
+  for (const auto& m : after->customers) EXPECT_NE(m.customer, victim);
+}
+
 TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   AudienceRequest r;
   r.product = "k04";
@@ -237,6 +272,7 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   EXPECT_EQ(engine_->WaitForErasures(), 0);
   EXPECT_EQ(testing::FilesHolding(dir_.Sub("db"), "victim-5e1d", "MANIFEST"),
             std::vector<std::string>{});
+  EXPECT_EQ(store_->ErasuresPending(), 0u);
   EXPECT_EQ(receipt->store.events, 6);
   EXPECT_TRUE(receipt->store.profile);
   EXPECT_TRUE(receipt->had_vector);

@@ -521,6 +521,34 @@ TEST(Store, CompactionTakesAForgottenCustomersBytesOutOfTheFiles) {
   EXPECT_EQ(read_only->Compact().code(), StatusCode::kFailedPrecondition);
 }
 
+TEST(Store, ErasuresPendingCountsForgetsUntilACompactionAndSurvivesAReopen) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  EXPECT_EQ(store->ErasuresPending(), 0u);
+  std::vector<EventInput> events = {Purchase("a", "p", 100, "e1"), Purchase("b", "p", 100, "e2"),
+                                    Purchase("c", "p", 100, "e3")};
+  ASSERT_TRUE(store->AppendEvents(events).ok());
+  auto a = store->ForgetCustomer("a");
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(store->ForgetCustomer("b").ok());
+  EXPECT_EQ(store->ForgetCustomer("nobody").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->ErasuresPending(), 2u);
+  store.reset();
+  store = OpenOrDie(dir.Sub("db"));
+  EXPECT_EQ(store->ErasuresPending(), 2u);
+  ASSERT_TRUE(store->EraseForgotten(*a).ok());
+  EXPECT_EQ(store->ErasuresPending(), 1u);
+  ASSERT_TRUE(store->ForgetCustomer("c").ok());
+  EXPECT_EQ(store->ErasuresPending(), 2u);
+  ASSERT_TRUE(store->Compact().ok());
+  EXPECT_EQ(store->ErasuresPending(), 0u);
+  ASSERT_TRUE(store->EraseForgotten(*a).ok());  // again: the count stays at 0
+  EXPECT_EQ(store->ErasuresPending(), 0u);
+  store.reset();
+  store = OpenOrDie(dir.Sub("db"));
+  EXPECT_EQ(store->ErasuresPending(), 0u);
+}
+
 TEST(Store, EraseForgottenTakesTheirRecordsOutOfTheFiles) {
   // What the server does after a DELETE: no full compaction, the forgotten customer's bytes gone.
   ScratchDir dir;
@@ -544,7 +572,9 @@ TEST(Store, EraseForgottenTakesTheirRecordsOutOfTheFiles) {
   EXPECT_EQ(receipt->first_event_id, "ev-91c2-a");
   EXPECT_EQ(receipt->last_event_id, "ev-91c2-c");
   EXPECT_TRUE(AnyFileHolds(dir.Sub("db"), "erase-me-91c2")) << "deleted, not yet erased";
+  EXPECT_EQ(store->ErasuresPending(), 1u);
   ASSERT_TRUE(store->EraseForgotten(*receipt).ok());
+  EXPECT_EQ(store->ErasuresPending(), 0u);
   // In no table file or log; RocksDB's MANIFEST (its list of table files, which names each file's
   // first and last key) may still name one of their keys as the boundary of a file compacted
   // away, until the store is next opened and writes a new MANIFEST.

@@ -244,7 +244,8 @@ Command RegisterForget(CLI::App& app) {
                   "File of external customer ids, one per line");
   sub->add_flag("--no-compact", f->no_compact,
                 "Leave the store's files as they are (the deleted records stay in them until "
-                "RocksDB compacts them on its own)");
+                "RocksDB compacts them on its own, or the next affinity serve on the store "
+                "compacts it)");
   sub->add_flag("--json", f->json, "Print a JSON report");
   sub->add_flag("-q,--quiet", f->quiet, "No progress on stderr");
   return [f] { return Run(*f); };

@@ -66,8 +66,10 @@
 // deleted records are then taken out of the store's files (Store::EraseForgotten, a compaction of
 // the ranges they were in: seconds on a store of a few hundred MB) by one background thread, in
 // the order of the calls; several waiting at once are erased by one compaction of the whole store
-// instead. Erasures still waiting when the engine is destroyed are left to RocksDB's own
-// compactions (or `affinity forget --db`, which compacts the whole store).
+// instead. The store counts the erasures not yet done (Store::ErasuresPending, written with the
+// delete): those an engine did not run before it was destroyed (or the process crashed) are done
+// by the next engine opened on the store, by one compaction of the whole store in the background
+// (or by `affinity forget --db`, which compacts the whole store).
 //
 // Thread safety: every method may be called concurrently. Queries take shared locks on the
 // caches only; writes are serialized by the store.
@@ -420,6 +422,7 @@ class ServingEngine {
   // The background thread of ForgetCustomer's erasures (Store::EraseForgotten).
   struct Eraser;
   void EraseLoop();
+  void StartEraser();  // requires eraser_->mu; a no-op once started
 
   Store* store_;
   std::string root_;
