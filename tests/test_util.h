@@ -57,15 +57,12 @@ inline std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// The names of the files under `dir` (recursively) whose bytes contain `needle`, sorted; with
-// `except_prefix`, leaving out those whose name starts with it.
-inline std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle,
-                                             const std::string& except_prefix = "") {
+// The names of the files under `dir` (recursively) whose bytes contain `needle`, sorted.
+inline std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle) {
   std::vector<std::string> names;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
     if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
-    if (!except_prefix.empty() && name.rfind(except_prefix, 0) == 0) continue;
     if (ReadFile(entry.path().string()).find(needle) != std::string::npos) names.push_back(name);
   }
   std::sort(names.begin(), names.end());

@@ -248,8 +248,7 @@ TEST_F(ServingEngineTest, AnErasureCutShortByAStopIsDoneAtTheNextStart) {
   engine_ = std::move(*reopened);
   EXPECT_EQ(engine_->WaitForErasures(), 0);
   EXPECT_EQ(store_->ErasuresPending(), 0u);
-  EXPECT_EQ(testing::FilesHolding(dir_.Sub("db"), "cut-short-7a3f", "MANIFEST"),
-            std::vector<std::string>{});
+  EXPECT_EQ(testing::FilesHolding(dir_.Sub("db"), "cut-short-7a3f"), std::vector<std::string>{});
   auto after = engine_->Audience(r);
   ASSERT_TRUE(after.ok());
   for (const auto& m : after->customers) EXPECT_NE(m.customer, victim);
@@ -268,10 +267,9 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   ASSERT_TRUE(store_->Compact().ok());  // the address in the table files, as after a while
   auto receipt = engine_->ForgetCustomer(victim);
   ASSERT_TRUE(receipt.ok()) << receipt.status().ToString();
-  // Then out of the store's files, in the background (RocksDB's MANIFEST aside: docs/storage.md).
+  // Then out of the store's files, in the background.
   EXPECT_EQ(engine_->WaitForErasures(), 0);
-  EXPECT_EQ(testing::FilesHolding(dir_.Sub("db"), "victim-5e1d", "MANIFEST"),
-            std::vector<std::string>{});
+  EXPECT_EQ(testing::FilesHolding(dir_.Sub("db"), "victim-5e1d"), std::vector<std::string>{});
   EXPECT_EQ(store_->ErasuresPending(), 0u);
   EXPECT_EQ(receipt->store.events, 6);
   EXPECT_TRUE(receipt->store.profile);

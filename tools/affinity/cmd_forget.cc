@@ -161,13 +161,7 @@ int Run(const ForgetFlags& f) {
       if (Status compacted = (*store)->Compact(); !compacted.ok()) {
         failure("compacting the store", compacted);
       } else {
-        // Opening the store again writes a new MANIFEST (RocksDB's list of table files, which
-        // names each file's first and last key) and deletes the old one, whose older entries
-        // could still name a forgotten customer's key as the boundary of a file compacted away.
-        store->reset();
-        auto reopened = Store::Open(f.db, options);
-        if (!reopened.ok()) failure("opening the store again", reopened.status());
-        report["compacted"] = reopened.ok();
+        report["compacted"] = true;
         report["compact_seconds"] = SecondsSince(start);
         say("compacted in %.1f s\n", report["compact_seconds"].get<double>());
       }
