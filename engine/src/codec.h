@@ -29,9 +29,9 @@ inline constexpr char kMetaSchemaVersion[] = "schema_version";     // decimal te
 inline constexpr char kMetaNextCustomerId[] = "next_customer_id";  // u32 big-endian
 inline constexpr char kMetaNextProductId[] = "next_product_id";    // u32 big-endian
 inline constexpr char kMetaCampaignSecret[] = "campaign_secret";   // 32 random bytes
-// Forgotten customers whose records may still be in the store's files (deleted, not yet
-// compacted away): u32 big-endian; absent = 0.
-inline constexpr char kMetaErasuresPending[] = "erasures_pending";
+// + u32 BE internal id -> empty: a forgotten customer whose records may still be in the store's
+// files (deleted, not yet compacted away).
+inline constexpr char kMetaErasurePrefix[] = "erasure/";
 inline constexpr char kMetaCampaignPrefix[] = "campaign/";  // + id -> campaign JSON
 
 // ids key prefixes.

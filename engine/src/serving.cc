@@ -847,14 +847,17 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
   engine->state_ = std::move(state);
   // Customers forgotten by an earlier run that stopped (or crashed) before their erasure: their
   // records may still be in the store's files.
-  if (const uint32_t left = store->read_only() ? 0 : store->ErasuresPending(); left > 0) {
-    std::fprintf(stderr,
-                 "%u forgotten customer(s) may still be in the store's files (their erasure did "
-                 "not run before the last stop): compacting the store in the background\n",
-                 left);
-    std::lock_guard lock(engine->eraser_->mu);
-    engine->eraser_->left_before = left;
-    engine->StartEraser();
+  if (engine->options_.finish_erasures_at_start && !store->read_only()) {
+    AFFINITY_ASSIGN_OR_RETURN(const int64_t left, store->ErasuresPending());
+    if (left > 0) {
+      std::fprintf(stderr,
+                   "%lld forgotten customer(s) may still be in the store's files (their erasure "
+                   "did not run before the last stop): compacting the store in the background\n",
+                   static_cast<long long>(left));
+      std::lock_guard lock(engine->eraser_->mu);
+      engine->eraser_->left_before = left;
+      engine->StartEraser();
+    }
   }
   return engine;
 }

@@ -8,10 +8,12 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <mutex>
 #include <random>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -61,22 +63,34 @@ class Store::Impl {
                        codec::kMetaNextCustomerId};
   IdSpace product_ids{codec::kIdsProductByExternal, codec::kIdsProductByInternal,
                       codec::kMetaNextProductId};
-  uint32_t erasures_pending = 0;  // guarded by write_mu; codec::kMetaErasuresPending
+  // The erasures pending (codec::kMetaErasurePrefix keys).
+  Result<std::vector<std::string>> PendingErasureKeys() const {
+    std::vector<std::string> keys;
+    const std::string_view prefix = codec::kMetaErasurePrefix;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), meta));
+    for (it->Seek(ToSlice(prefix)); it->Valid() && it->key().starts_with(ToSlice(prefix));
+         it->Next()) {
+      keys.push_back(it->key().ToString());
+    }
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
+    return keys;
+  }
 
-  // `done` forgotten customers are out of the store's files: takes them off the count, then
-  // flushes it, a change of the table files that makes RocksDB write a new MANIFEST without the
-  // files the erasure compacted away (max_manifest_file_size below) and delete the old one.
-  Status ErasuresDone(uint32_t done) {
+  // The erasures of `keys` are done: deletes them, then flushes `meta`, a change of the table
+  // files that makes RocksDB write a new MANIFEST without the files the erasure compacted away
+  // (max_manifest_file_size below) and delete the old one. The erasure is done whether or not
+  // that flush succeeds (the next change of the files rolls the MANIFEST then).
+  Status ErasuresDone(const std::vector<std::string>& keys) {
+    rocksdb::WriteBatch batch;
+    for (const std::string& key : keys) batch.Delete(meta, key);
     {
       std::lock_guard lock(write_mu);
-      const uint32_t left = erasures_pending - std::min(done, erasures_pending);
-      AFFINITY_RETURN_IF_ERROR(FromRocksDb(
-          db->Put(write_options, meta, codec::kMetaErasuresPending, codec::U32Key(left))));
-      erasures_pending = left;
+      AFFINITY_RETURN_IF_ERROR(FromRocksDb(db->Write(write_options, &batch)));
     }
     rocksdb::FlushOptions flush;
     flush.wait = true;
-    return FromRocksDb(db->Flush(flush, meta));
+    (void)db->Flush(flush, meta);
+    return Status::Ok();
   }
 
   ~Impl() {
@@ -290,10 +304,23 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
       return Status::IOError("cannot create database directory " + path + ": " + ec.message());
   }
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      options.read_only
-          ? rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &impl->handles, &raw)
-          : rocksdb::DB::Open(db_options, path, descriptors, &impl->handles, &raw);
+  rocksdb::Status s;
+  if (options.read_only) {
+    // Beside a writer: the MANIFEST that CURRENT named, or a table file it lists, may be deleted
+    // while this reads them (the writer starts a new MANIFEST at each flush and compaction).
+    // Such a race fails the open with an IO error or a corrupt read; the next try reads the new
+    // files.
+    for (int attempt = 0;; ++attempt) {
+      impl->handles.clear();
+      s = rocksdb::DB::OpenForReadOnly(db_options, path, descriptors, &impl->handles, &raw);
+      if (s.ok() || attempt == 4 || !(s.IsIOError() || s.IsCorruption() || s.IsPathNotFound())) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 << attempt));
+    }
+  } else {
+    s = rocksdb::DB::Open(db_options, path, descriptors, &impl->handles, &raw);
+  }
   if (!s.ok()) return FromRocksDb(s).WithContext("opening store " + path);
   impl->db.reset(raw);
   impl->customers = impl->handles[1];
@@ -318,7 +345,6 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
   }
   AFFINITY_ASSIGN_OR_RETURN(impl->customer_ids.next, impl->LoadCounter(codec::kMetaNextCustomerId));
   AFFINITY_ASSIGN_OR_RETURN(impl->product_ids.next, impl->LoadCounter(codec::kMetaNextProductId));
-  AFFINITY_ASSIGN_OR_RETURN(impl->erasures_pending, impl->LoadCounter(codec::kMetaErasuresPending));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -415,6 +441,14 @@ Result<int64_t> Store::UpsertProducts(
                        codec::EncodeProduct);
 }
 
+namespace {
+
+std::string ErasureKey(uint32_t customer) {
+  return std::string(codec::kMetaErasurePrefix) + codec::U32Key(customer);
+}
+
+}  // namespace
+
 Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
   Impl& d = *impl_;
   std::lock_guard lock(d.write_mu);
@@ -457,11 +491,9 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
     }
     AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
   }
-  // Counted with the delete, so that an erasure a crash or a stop cut short is still known.
-  const uint32_t pending = d.erasures_pending == UINT32_MAX ? UINT32_MAX : d.erasures_pending + 1;
-  batch.Put(d.meta, codec::kMetaErasuresPending, codec::U32Key(pending));
+  // Marked with the delete, so that an erasure a crash or a stop cut short is still known.
+  batch.Put(d.meta, ErasureKey(id), "");
   AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Write(d.write_options, &batch)));
-  d.erasures_pending = pending;
   d.customer_ids.cache.erase(std::string(external_id));
   return receipt;
 }
@@ -516,7 +548,7 @@ Status Store::EraseForgotten(const ForgetReceipt& receipt, std::atomic<bool>* ca
                       IdsKey(codec::kIdsEvent, receipt.last_event_id)});
   }
   AFFINITY_RETURN_IF_ERROR(FlushThenCompact(d.db.get(), d.handles, ranges, cancel));
-  return d.ErasuresDone(1);
+  return d.ErasuresDone({ErasureKey(receipt.internal_id)});
 }
 
 Status Store::Compact(std::atomic<bool>* cancel) {
@@ -525,15 +557,15 @@ Status Store::Compact(std::atomic<bool>* cancel) {
   std::vector<CompactionRange> whole;
   for (rocksdb::ColumnFamilyHandle* cf : d.handles)
     whole.push_back({cf, std::nullopt, std::nullopt});
-  // Those forgotten before the flush are erased by it; any forgotten meanwhile stay counted.
-  const uint32_t before = ErasuresPending();
+  // Those forgotten before the flush are erased by it; any forgotten meanwhile stay pending.
+  AFFINITY_ASSIGN_OR_RETURN(std::vector<std::string> before, d.PendingErasureKeys());
   AFFINITY_RETURN_IF_ERROR(FlushThenCompact(d.db.get(), d.handles, whole, cancel));
   return d.ErasuresDone(before);
 }
 
-uint32_t Store::ErasuresPending() const {
-  std::lock_guard lock(impl_->write_mu);
-  return impl_->erasures_pending;
+Result<int64_t> Store::ErasuresPending() const {
+  AFFINITY_ASSIGN_OR_RETURN(std::vector<std::string> keys, impl_->PendingErasureKeys());
+  return static_cast<int64_t>(keys.size());
 }
 
 Status ValidateCampaignId(std::string_view id) {

@@ -54,6 +54,7 @@ int Run(ServeFlags& f) {
   if (!customer_kind.ok()) {
     return Fail(Status::InvalidArgument(customer_kind.status().message(), "customer-index"));
   }
+  f.serving.finish_erasures_at_start = true;  // a long-running process
   f.serving.item_index.kind = *item_kind;
   f.serving.customer_index.kind = *customer_kind;
   if (Status s = f.serving.Validate(); !s.ok()) return Fail(s);

@@ -66,10 +66,10 @@
 // deleted records are then taken out of the store's files (Store::EraseForgotten, a compaction of
 // the ranges they were in: seconds on a store of a few hundred MB) by one background thread, in
 // the order of the calls; several waiting at once are erased by one compaction of the whole store
-// instead. The store counts the erasures not yet done (Store::ErasuresPending, written with the
+// instead. The store keeps the erasures not yet done (Store::ErasuresPending, written with the
 // delete): those an engine did not run before it was destroyed (or the process crashed) are done
-// by the next engine opened on the store, by one compaction of the whole store in the background
-// (or by `affinity forget --db`, which compacts the whole store).
+// by the next engine opened on the store with ServingOptions::finish_erasures_at_start (`affinity
+// serve`), by one compaction of the whole store in the background, or by `affinity forget --db`.
 //
 // Thread safety: every method may be called concurrently. Queries take shared locks on the
 // caches only; writes are serialized by the store.
@@ -125,6 +125,11 @@ struct ServingOptions {
   // Audience candidates per source at most, as a multiple of the limit (at least 64 more); a
   // source is read only as deep as it keeps adding to the audience. Default 4.
   int audience_candidates = 4;
+  // At Open, erase the customers forgotten earlier whose erasure did not run (Store::
+  // ErasuresPending: a server that stopped or crashed first) by one compaction of the whole store
+  // in the background. For a long-running server (`affinity serve` sets it); a short run would
+  // only start the compaction and cancel it at exit. Default false.
+  bool finish_erasures_at_start = false;
 
   // InvalidArgument naming the field for a bad index option or a non-positive limit.
   Status Validate() const;

@@ -153,8 +153,8 @@ class Store {
   // Forgets a customer completely, in one atomic WriteBatch: their events and the events' dedup
   // entries, their profile, both id-map entries and every ledger entry (notifications keyed by
   // their internal id). The internal id is never handed out again; the same external id coming
-  // back later is a new customer. The same batch counts one more erasure pending
-  // (ErasuresPending), so that one a stop or crash cut short is known at the next open. NotFound
+  // back later is a new customer. The same batch marks their erasure pending (ErasuresPending),
+  // so that one a stop or crash cut short is known at the next open. NotFound
   // for an unknown id; IOError (nothing deleted) if RocksDB fails.
   Result<ForgetReceipt> ForgetCustomer(std::string_view external_id);
 
@@ -163,7 +163,7 @@ class Store {
   // forgotten customer's records stay in the store's files until a compaction rewrites them).
   // The store's size in time (it reads and writes all of it; seconds for a few million events).
   // `cancel` as for EraseForgotten. On success the erasures pending when it started are done
-  // (ErasuresPending drops by that many). FailedPrecondition on a read-only store; IOError if
+  // (ErasuresPending drops by them). FailedPrecondition on a read-only store; IOError if
   // RocksDB fails (nothing is lost).
   Status Compact(std::atomic<bool>* cancel = nullptr);
 
@@ -173,18 +173,17 @@ class Store {
   // and the span of their events' dedup entries), rewriting only the files that overlap those
   // ranges. Without it the deleted records stay in the files until RocksDB compacts them on its
   // own. `cancel` (optional): set to true from another thread, it stops the compaction early
-  // (Incomplete). On success ErasuresPending drops by one. FailedPrecondition on a read-only
-  // store; IOError if RocksDB fails (the customer stays forgotten; their bytes wait for the next
-  // compaction, and stay counted).
+  // (Incomplete). On success the customer's erasure is done (ErasuresPending). FailedPrecondition
+  // on a read-only store; IOError if RocksDB fails (the customer stays forgotten; their bytes wait
+  // for the next compaction, and stay counted).
   Status EraseForgotten(const ForgetReceipt& receipt, std::atomic<bool>* cancel = nullptr);
 
-  // How many forgotten customers may still have records in the store's files: ForgetCustomer
-  // calls not yet followed by their EraseForgotten or by a Compact (kept in the store, so it
-  // survives a restart; a store written before this count existed reads 0). The serving engine
-  // compacts the whole store in the background at start when it is not 0. Concurrent
-  // EraseForgotten and Compact calls may both count the same customer as done, leaving the count
-  // low (the records are deleted either way; only the restart's compaction is skipped).
-  uint32_t ErasuresPending() const;
+  // How many forgotten customers may still have records in the store's files: those whose
+  // ForgetCustomer was not yet followed by their EraseForgotten or by a Compact. Each is a key in
+  // the store, written with the delete (so it survives a crash) and deleted by the erasure, so
+  // two erasures of the same customer take it off once. A store written before these keys
+  // existed reads 0. IOError if RocksDB fails.
+  Result<int64_t> ErasuresPending() const;
 
   // ---- Notification ledger ----
 
