@@ -101,6 +101,28 @@ void BM_Audience(benchmark::State& state) {
 }
 BENCHMARK(BM_Audience)->Arg(1000)->Arg(100)->Unit(benchmark::kMicrosecond);
 
+// Writing one answer's JSON alone (the server's share of an audience after the engine's):
+// the audience of one product, written over and over.
+void BM_AudienceJson(benchmark::State& state) {
+  Shop* shop = OpenShop();
+  AudienceRequest request;
+  request.limit = static_cast<int>(state.range(0));
+  request.product = "p" + std::to_string(shop->products / 2);
+  auto r = shop->engine->Audience(request);
+  if (!r.ok()) {
+    state.SkipWithError(r.status().ToString().c_str());
+    return;
+  }
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string json = AudienceResultJsonText(*r, &request.product);
+    bytes += json.size();
+    benchmark::DoNotOptimize(json);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_AudienceJson)->Arg(1000)->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 }  // namespace affinity
 

@@ -2317,25 +2317,26 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
 }
 
 std::string AudienceResultJsonText(const AudienceResult& r, const std::string* product) {
-  JsonWriter w(256 + 160 * r.customers.size());  // about 130 bytes per customer
+  using N = PlainName;
+  JsonWriter w(256 + 192 * r.customers.size());  // about 160 bytes per customer
   w.BeginObject();
-  if (product) w.Key("product").String(*product);
-  w.Key("model_version").Int(r.model_version).Key("product_vector").String(r.product_vector);
-  w.Key("calibrated").Bool(r.calibrated).Key("horizon_days");
+  if (product) w.Key(N("product")).String(*product);
+  w.Key(N("model_version")).Int(r.model_version).Key(N("product_vector")).String(r.product_vector);
+  w.Key(N("calibrated")).Bool(r.calibrated).Key(N("horizon_days"));
   r.calibrated ? w.Number(r.horizon_days) : w.Null();
-  w.Key("expected_buyers").Number(r.expected_buyers).Key("candidates").Int(r.candidates);
-  w.Key("customers").BeginArray();
+  w.Key(N("expected_buyers")).Number(r.expected_buyers).Key(N("candidates")).Int(r.candidates);
+  w.Key(N("customers")).BeginArray();
   for (const AudienceMember& m : r.customers) {
-    w.BeginObject().Key("customer").String(m.customer).Key("score").Number(m.score);
-    w.Key("probability");
+    w.BeginObject().Key(N("customer")).String(m.customer).Key(N("score")).Number(m.score);
+    w.Key(N("probability"));
     m.probability ? w.Number(*m.probability) : w.Null();
-    w.Key("reason");
+    w.Key(N("reason"));
     if (m.reason_kind == "purchased") {
-      w.BeginObject().Key("kind").String("purchased").Key("product").String(m.reason);
-      w.Key("text").String("because you bought ", m.reason).EndObject();
+      w.BeginObject().Key(N("kind")).String("purchased").Key(N("product")).String(m.reason);
+      w.Key(N("text")).String("because you bought ", m.reason).EndObject();
     } else if (m.reason_kind == "stated_interest") {
-      w.BeginObject().Key("kind").String("stated_interest").Key("category").String(m.reason);
-      w.Key("text").String("you told us you like ", m.reason).EndObject();
+      w.BeginObject().Key(N("kind")).String("stated_interest").Key(N("category")).String(m.reason);
+      w.Key(N("text")).String("you told us you like ", m.reason).EndObject();
     } else {
       w.Null();
     }

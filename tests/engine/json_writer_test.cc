@@ -69,6 +69,34 @@ TEST(JsonWriter, WritesAJoinedStringAsOne) {
   EXPECT_EQ(j[3], "bad \xef\xbf\xbd tail");  // U+FFFD for the invalid byte
 }
 
+// A name checked when compiling (PlainName) is written as the same name given at run time, with
+// the same commas, in objects nested and one after another, past the writer's reservation.
+TEST(JsonWriter, APlainNameWritesWhatTheSameKeyWrites) {
+  auto write = [](bool plain) {
+    JsonWriter w(4);
+    w.BeginArray();
+    for (int i = 0; i < 3; ++i) {
+      w.BeginObject();
+      plain ? w.Key(PlainName("customer")) : w.Key("customer");
+      w.String("c-" + std::to_string(i));
+      plain ? w.Key(PlainName("reason")) : w.Key("reason");
+      w.BeginObject();
+      plain ? w.Key(PlainName("kind")) : w.Key("kind");
+      w.String("purchased").EndObject();
+      plain ? w.Key(PlainName("score")) : w.Key("score");
+      w.Number(0.25).EndObject();
+    }
+    return w.EndArray().Take();
+  };
+  const std::string text = write(true);
+  EXPECT_EQ(text, write(false));
+  const json j = json::parse(text);
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[2]["customer"], "c-2");
+  EXPECT_EQ(j[1]["reason"]["kind"], "purchased");
+  EXPECT_EQ(j[0]["score"], 0.25);
+}
+
 TEST(JsonWriter, ReplacesInvalidUtf8) {
   for (const std::string& bad : {std::string("a\x80z"), std::string("ab\xe2\x82"),
                                  std::string("\xc0\xaf"), std::string("\xed\xa0\x80")}) {
