@@ -848,14 +848,22 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
   // Customers forgotten by an earlier run that stopped (or crashed) before their erasure: their
   // records may still be in the store's files.
   if (engine->options_.finish_erasures_at_start && !store->read_only()) {
-    AFFINITY_ASSIGN_OR_RETURN(const int64_t left, store->ErasuresPending());
-    if (left > 0) {
+    Result<int64_t> left = store->ErasuresPending();
+    if (!left.ok()) {  // not known: compact anyway
+      std::fprintf(stderr,
+                   "cannot tell whether forgotten customers are left in the store's files (%s): "
+                   "compacting the store in the background\n",
+                   left.status().ToString().c_str());
+      left = 1;
+    } else if (*left > 0) {
       std::fprintf(stderr,
                    "%lld forgotten customer(s) may still be in the store's files (their erasure "
                    "did not run before the last stop): compacting the store in the background\n",
-                   static_cast<long long>(left));
+                   static_cast<long long>(*left));
+    }
+    if (*left > 0) {
       std::lock_guard lock(engine->eraser_->mu);
-      engine->eraser_->left_before = left;
+      engine->eraser_->left_before = *left;
       engine->StartEraser();
     }
   }

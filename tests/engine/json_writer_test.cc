@@ -69,6 +69,11 @@ TEST(JsonWriter, WritesAJoinedStringAsOne) {
   EXPECT_EQ(j[3], "bad \xef\xbf\xbd tail");  // U+FFFD for the invalid byte
 }
 
+// What PlainName accepts when compiling (a literal that needs an escape does not compile).
+static_assert(IsPlainName("customer") && IsPlainName("expected_buyers") && IsPlainName(""));
+static_assert(!IsPlainName("a\"b") && !IsPlainName("back\\slash") && !IsPlainName("tab\t") &&
+              !IsPlainName("caf\xc3\xa9"));
+
 // A name checked when compiling (PlainName) is written as the same name given at run time, with
 // the same commas, in objects nested and one after another, past the writer's reservation.
 TEST(JsonWriter, APlainNameWritesWhatTheSameKeyWrites) {

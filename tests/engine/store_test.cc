@@ -524,7 +524,11 @@ TEST(Store, CompactionTakesAForgottenCustomersBytesOutOfTheFiles) {
 TEST(Store, ErasuresPendingAreKeptUntilTheirErasureAndSurviveAReopen) {
   ScratchDir dir;
   auto store = OpenOrDie(dir.Sub("db"));
-  auto pending = [&] { return *store->ErasuresPending(); };
+  auto pending = [&]() -> int64_t {
+    auto n = store->ErasuresPending();
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    return n.ok() ? *n : -1;
+  };
   EXPECT_EQ(pending(), 0);
   std::vector<EventInput> events = {Purchase("a", "p", 100, "e1"), Purchase("b", "p", 100, "e2"),
                                     Purchase("c", "p", 100, "e3"), Purchase("d", "p", 100, "e4")};

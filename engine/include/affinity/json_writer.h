@@ -20,15 +20,21 @@
 
 namespace affinity {
 
-// A member name that needs no escape, checked when compiling:
-// w.Key(PlainName("customer")).
+// Printable ASCII other than '"' and '\\': written in JSON as it is.
+constexpr bool IsPlainName(std::string_view s) {
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+// A member name that needs no escape, checked when compiling (a string literal that is not
+// IsPlainName does not compile): w.Key(PlainName("customer")).
 struct PlainName {
   template <size_t N>
   explicit consteval PlainName(const char (&name)[N]) : text(name, N - 1) {
-    for (size_t i = 0; i + 1 < N; ++i) {
-      const auto c = static_cast<unsigned char>(name[i]);
-      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') throw "a PlainName needs no escape";
-    }
+    if (name[N - 1] != '\0' || !IsPlainName(text)) throw "a PlainName is a plain string literal";
   }
   std::string_view text;
 };
@@ -154,14 +160,8 @@ class JsonWriter {
     first_.back() = false;
   }
 
-  // Printable ASCII other than '"' and '\\': written as it is (ids and keys usually are).
-  static bool Plain(std::string_view s) {
-    for (const char ch : s) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
-    }
-    return true;
-  }
+  // Ids and keys usually are.
+  static bool Plain(std::string_view s) { return IsPlainName(s); }
 
   [[gnu::always_inline]] void Escaped(std::string_view s) {
     if (Plain(s)) [[likely]] {  // one pass instead of the UTF-8 check and the escape scan
