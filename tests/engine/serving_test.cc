@@ -17,6 +17,19 @@ class ServingEngineTest : public ::testing::Test {
     ASSERT_TRUE(engine_);
   }
 
+  // The first customer of the audience `r` asks for, given the email address `email`: whom the
+  // forgetting tests forget.
+  std::string AudienceMemberWithEmail(const AudienceRequest& r, const std::string& email) {
+    auto audience = engine_->Audience(r);
+    EXPECT_TRUE(audience.ok() && !audience->customers.empty());
+    if (!audience.ok() || audience->customers.empty()) return "";
+    const std::string customer = audience->customers[0].customer;
+    CustomerProfile mail;
+    mail.email = email;
+    EXPECT_TRUE(engine_->UpsertCustomer(customer, mail).ok());
+    return customer;
+  }
+
   testing::ScratchDir dir_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<ServingEngine> engine_;
@@ -226,12 +239,8 @@ TEST_F(ServingEngineTest, AnErasureCutShortByAStopIsDoneAtTheNextStart) {
   AudienceRequest r;
   r.product = "k04";
   r.limit = 30;
-  auto audience = engine_->Audience(r);
-  ASSERT_TRUE(audience.ok());
-  const std::string victim = audience->customers[0].customer;
-  CustomerProfile mail;
-  mail.email = "cut-short-7a3f@mail.example";
-  ASSERT_TRUE(engine_->UpsertCustomer(victim, mail).ok());
+  const std::string victim = AudienceMemberWithEmail(r, "cut-short-7a3f@mail.example");
+  ASSERT_FALSE(victim.empty());
   engine_.reset();
   ASSERT_TRUE(store_->Compact().ok());
   ASSERT_EQ(*store_->ErasuresPending(), 0);
@@ -266,12 +275,8 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   AudienceRequest r;
   r.product = "k04";
   r.limit = 30;
-  auto audience = engine_->Audience(r);
-  ASSERT_TRUE(audience.ok());
-  const std::string victim = audience->customers[0].customer;
-  CustomerProfile mail;
-  mail.email = "victim-5e1d@mail.example";
-  ASSERT_TRUE(engine_->UpsertCustomer(victim, mail).ok());
+  const std::string victim = AudienceMemberWithEmail(r, "victim-5e1d@mail.example");
+  ASSERT_FALSE(victim.empty());
   ASSERT_TRUE(store_->Compact().ok());  // the address in the table files, as after a while
   auto receipt = engine_->ForgetCustomer(victim);
   ASSERT_TRUE(receipt.ok()) << receipt.status().ToString();
