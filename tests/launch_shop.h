@@ -153,11 +153,12 @@ inline int64_t TrainLaunchSnapshot(const Store& store, const std::string& root,
 
 // The launch shop, served (snapshot v1 with the audience model).
 inline void OpenLaunchEngine(const ScratchDir& dir, std::unique_ptr<Store>* store,
-                             std::unique_ptr<ServingEngine>* engine) {
+                             std::unique_ptr<ServingEngine>* engine,
+                             const ServingOptions& options = ServingOptions()) {
   OpenShopEngine(
       dir, FillLaunchShop,
       [](const Store& s, const std::string& root) { return TrainLaunchSnapshot(s, root); }, store,
-      engine);
+      engine, options);
 }
 
 }  // namespace affinity::testing

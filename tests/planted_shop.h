@@ -131,13 +131,14 @@ inline int64_t TrainPlantedSnapshot(const Store& store, const std::string& root,
 // with the failure reported).
 template <typename Fill, typename Train>
 void OpenShopEngine(const ScratchDir& dir, const Fill& fill, const Train& train,
-                    std::unique_ptr<Store>* store, std::unique_ptr<ServingEngine>* engine) {
+                    std::unique_ptr<Store>* store, std::unique_ptr<ServingEngine>* engine,
+                    const ServingOptions& options = ServingOptions()) {
   auto opened = Store::Open(dir.Sub("db"), StoreOptions());
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   *store = std::move(*opened);
   fill(store->get());
   ASSERT_EQ(train(**store, dir.Sub("snaps")), 1);
-  auto serving = ServingEngine::Open(store->get(), dir.Sub("snaps"), ServingOptions());
+  auto serving = ServingEngine::Open(store->get(), dir.Sub("snaps"), options);
   ASSERT_TRUE(serving.ok()) << serving.status().ToString();
   *engine = std::move(*serving);
 }

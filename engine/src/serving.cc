@@ -207,6 +207,7 @@ Status ServingOptions::Validate() const {
   if (audience_candidates < 1) {
     return Status::InvalidArgument("must be >= 1", "audience_candidates");
   }
+  if (dense_key_products < 1) return Status::InvalidArgument("must be >= 1", "dense_key_products");
   return Status::Ok();
 }
 
@@ -306,10 +307,50 @@ struct ServingEngine::Caches {
     std::vector<std::string> words;  // distinct title words, sorted (audience features)
     std::vector<std::string> tags;   // distinct tags, sorted
   };
-  std::vector<Product> products;                                       // by product id
-  std::unordered_map<std::string, std::vector<uint32_t>> by_category;  // every prefix
-  std::unordered_map<std::string, std::vector<uint32_t>> by_word;      // title words
-  std::unordered_map<std::string, std::vector<uint32_t>> by_tag;
+  // The products of one key: a category path or prefix, a title word, a tag. A key that has
+  // at least `dense_key` products, and 1/64 of the catalog when it reaches that, also holds them
+  // as a bitset over product ids (at most twice the list's bytes then): an audience tests its
+  // candidates' purchases against the bitset instead of walking the list to mark the catalog,
+  // a pass over the whole catalog per request for a word every product name has.
+  struct KeyProducts {
+    std::vector<uint32_t> ids;   // in the order added, each once
+    std::vector<uint64_t> bits;  // empty: not dense; else exactly the ids
+
+    bool Dense() const { return !bits.empty(); }
+    bool Has(uint32_t p) const {
+      const size_t word = p / 64;
+      return word < bits.size() && ((bits[word] >> (p % 64)) & 1) != 0;
+    }
+    // `catalog`: the number of product ids in use; `dense`: ServingOptions::dense_key_products.
+    void Add(uint32_t id, size_t catalog, size_t dense) {
+      ids.push_back(id);
+      if (Dense()) {
+        Set(id);
+      } else if (ids.size() >= dense && ids.size() * 64 >= catalog) {
+        for (uint32_t p : ids) Set(p);
+      }
+    }
+    void Remove(uint32_t id, size_t dense) {
+      std::erase(ids, id);
+      if (!Dense()) return;
+      if (ids.size() < dense / 2 || ids.empty()) {
+        bits = {};
+      } else if (id / 64 < bits.size()) {
+        bits[id / 64] &= ~(uint64_t{1} << (id % 64));
+      }
+    }
+
+   private:
+    void Set(uint32_t p) {
+      if (p / 64 >= bits.size()) bits.resize(p / 64 + 1);
+      bits[p / 64] |= uint64_t{1} << (p % 64);
+    }
+  };
+  size_t dense_key = 4'096;                                  // ServingOptions::dense_key_products
+  std::vector<Product> products;                             // by product id
+  std::unordered_map<std::string, KeyProducts> by_category;  // every prefix
+  std::unordered_map<std::string, KeyProducts> by_word;      // title words
+  std::unordered_map<std::string, KeyProducts> by_tag;
   std::vector<std::vector<uint32_t>> buyers;  // sorted, by product
   // By customer: the products they bought (sorted) and the times of their purchases (sorted),
   // for the audience features.
@@ -414,7 +455,7 @@ struct ServingEngine::Caches {
     if (auto it = by_category.find(category); it != by_category.end()) {
       marks->Reset(live.size());
       size_t read = 0;
-      const std::vector<uint32_t>& here = it->second;
+      const std::vector<uint32_t>& here = it->second.ids;
       for (size_t i = 0; i < here.size() && !out->capped; ++i) {
         if (here[i] >= buyers.size()) continue;
         if (i + 1 < here.size() && here[i + 1] < buyers.size() && !buyers[here[i + 1]].empty()) {
@@ -559,14 +600,13 @@ struct ServingEngine::Caches {
     Product& p = products[id];
     const std::string category = a.category ? JoinCategory(*a.category) : "";
     if (p.known && p.category != category) {
-      ForEachPrefix(p.category, [&](const std::string& prefix) {
-        auto& v = by_category[prefix];
-        v.erase(std::remove(v.begin(), v.end(), id), v.end());
-      });
+      ForEachPrefix(p.category,
+                    [&](const std::string& prefix) { by_category[prefix].Remove(id, dense_key); });
     }
     if (!p.known || p.category != category) {
-      ForEachPrefix(category,
-                    [&](const std::string& prefix) { by_category[prefix].push_back(id); });
+      ForEachPrefix(category, [&](const std::string& prefix) {
+        by_category[prefix].Add(id, products.size(), dense_key);
+      });
     }
     p.category = category;
     p.available = a.available.value_or(true);
@@ -575,24 +615,24 @@ struct ServingEngine::Caches {
     // Every word and tag: a customer's purchase counts in a feature by any of its own (as in
     // training, PurchaseProfile::Add), only the new product's keys are bounded.
     const ProductKeys keys(p.item, SIZE_MAX, SIZE_MAX);
-    Reindex(&by_word, id, p.words, keys.words);
-    Reindex(&by_tag, id, p.tags, keys.tags);
+    Reindex(&by_word, id, p.words, keys.words, products.size(), dense_key);
+    Reindex(&by_tag, id, p.tags, keys.tags, products.size(), dense_key);
     p.words = keys.words;
     p.tags = keys.tags;
     Changed(id);
   }
 
   // Moves `id` from the lists of its old keys to those of its new ones.
-  static void Reindex(std::unordered_map<std::string, std::vector<uint32_t>>* index, uint32_t id,
-                      const std::vector<std::string>& before,
-                      const std::vector<std::string>& after) {
+  static void Reindex(std::unordered_map<std::string, KeyProducts>* index, uint32_t id,
+                      const std::vector<std::string>& before, const std::vector<std::string>& after,
+                      size_t catalog, size_t dense) {
     for (const auto& key : before) {
       auto it = index->find(key);
       if (it == index->end()) continue;
-      std::erase(it->second, id);
-      if (it->second.empty()) index->erase(it);
+      it->second.Remove(id, dense);
+      if (it->second.ids.empty()) index->erase(it);
     }
-    for (const auto& key : after) (*index)[key].push_back(id);
+    for (const auto& key : after) (*index)[key].Add(id, catalog, dense);
   }
 
   template <typename T>
@@ -693,11 +733,42 @@ ServingEngine::ServingEngine(Store* store, std::string root, ServingOptions opti
       root_(std::move(root)),
       options_(std::move(options)),
       caches_(std::make_unique<Caches>()),
-      eraser_(std::make_unique<Eraser>()) {}
+      eraser_(std::make_unique<Eraser>()) {
+  caches_->dense_key = static_cast<size_t>(options_.dense_key_products);
+}
+
+// 32 bits per product for one use at a time, all 0 at the start of each. The products given bits
+// are listed and only theirs cleared at the next Reset, so a use costs in proportion to the
+// products it marks, not to the catalog; 4 bytes a product (an audience's lookups stay within
+// the second-level cache on a catalog of 100,000).
+class ProductBits {
+ public:
+  // Starts a new use over products [0, n): every product's bits 0.
+  void Reset(size_t n) {
+    for (uint32_t p : marked_) slots_[p] = 0;
+    marked_.clear();
+    if (slots_.size() < n) slots_.resize(n);
+  }
+  // ORs `bits` (not 0) into product p's (p < n).
+  void Or(uint32_t p, uint32_t bits) {
+    if (slots_[p] == 0) marked_.push_back(p);
+    slots_[p] |= bits;
+  }
+  // Product p's bits (0 for p >= n).
+  uint32_t Get(size_t p) const { return p < slots_.size() ? slots_[p] : 0; }
+  void Prefetch(size_t p) const {
+    if (p < slots_.size()) __builtin_prefetch(&slots_[p]);
+  }
+
+ private:
+  std::vector<uint32_t> slots_;
+  std::vector<uint32_t> marked_;
+};
 
 struct ServingEngine::AudienceScratch {
-  Marks taken;     // customers already taken as candidates
-  Marks in_level;  // the category's buyers, with their purchases there
+  Marks taken;       // customers already taken as candidates
+  Marks in_level;    // the category's buyers, with their purchases there
+  ProductBits keys;  // which of the product's keys each catalog product shares
 };
 
 ServingEngine::~ServingEngine() {
@@ -1253,7 +1324,7 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
       for (const auto& path : stated) {
         auto it = c.by_category.find(path);
         if (it == c.by_category.end()) continue;
-        for (uint32_t p : it->second) {
+        for (uint32_t p : it->second.ids) {
           if (!eligible(p) || !seen.insert(p).second) continue;
           best.Push(static_cast<float>(p < c.buyers.size() ? c.buyers[p].size() : 0), p);
         }
@@ -1272,7 +1343,7 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
     TopK<uint32_t> best(k);
     auto it = c.by_category.find(*request.category);
     if (it != c.by_category.end()) {
-      for (uint32_t p : it->second) {
+      for (uint32_t p : it->second.ids) {
         if (!model.HasItem(p) || !eligible(p)) continue;
         best.Push(model.item_factors().row(p).dot(w), p);
       }
@@ -1314,7 +1385,7 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
       if (request.category) {
         // The category's members, exactly (as for the trained products above).
         if (auto it = c.by_category.find(*request.category); it != c.by_category.end()) {
-          for (uint32_t p : it->second) exact(p);
+          for (uint32_t p : it->second.ids) exact(p);
         }
       } else {
         index = state->new_index;
@@ -1805,31 +1876,46 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
 
   // Which of the product's keys each catalog product shares, as bits: 0-2 the category levels
   // (deepest, parent, top), 3-26 the title words, 27-31 the tags. A candidate's counts are then
-  // one lookup per product they bought.
+  // one lookup per product they bought: the bits of the keys with few products, marked in
+  // `mask` by walking their lists, and those of the keys with a bitset (KeyProducts::Dense),
+  // tested in it.
   const std::string* levels[] = {&keys.category, &keys.parent, &keys.department};
   static_assert(3 + kMaxKeyWords + kMaxKeyTags <= 32, "the keys must fit one 32-bit mask");
   const size_t words = keys.words.size();  // <= kMaxKeyWords
   const size_t tags = keys.tags.size();    // <= kMaxKeyTags
-  std::vector<uint32_t> mask;
+  ProductBits& mask = scratch->keys;
+  struct DenseKey {
+    const Caches::KeyProducts* products;
+    uint32_t bit;
+  };
+  std::array<DenseKey, 32> dense{};
+  size_t dense_keys = 0;
   if (calibration) {
-    mask.assign(c.products.size(), 0);
-    for (int l = 0; l < 3; ++l) {
-      if (levels[l]->empty()) continue;
-      if (auto it = c.by_category.find(*levels[l]); it != c.by_category.end()) {
-        for (uint32_t p : it->second) mask[p] |= 1u << l;
+    mask.Reset(c.products.size());
+    auto mark = [&](const std::unordered_map<std::string, Caches::KeyProducts>& index,
+                    const std::string& key, uint32_t bit) {
+      auto it = index.find(key);
+      if (it == index.end()) return;
+      if (it->second.Dense()) {
+        dense[dense_keys++] = {&it->second, bit};
+      } else {
+        for (uint32_t p : it->second.ids) mask.Or(p, 1u << bit);
       }
+    };
+    for (uint32_t l = 0; l < 3; ++l) {
+      if (!levels[l]->empty()) mark(c.by_category, *levels[l], l);
     }
-    for (size_t k = 0; k < words; ++k) {
-      if (auto it = c.by_word.find(keys.words[k]); it != c.by_word.end()) {
-        for (uint32_t p : it->second) mask[p] |= 1u << (3 + k);
-      }
-    }
-    for (size_t k = 0; k < tags; ++k) {
-      if (auto it = c.by_tag.find(keys.tags[k]); it != c.by_tag.end()) {
-        for (uint32_t p : it->second) mask[p] |= 1u << (27 + k);
-      }
-    }
+    for (size_t k = 0; k < words; ++k) mark(c.by_word, keys.words[k], static_cast<uint32_t>(3 + k));
+    for (size_t k = 0; k < tags; ++k) mark(c.by_tag, keys.tags[k], static_cast<uint32_t>(27 + k));
   }
+  // The product's keys that product p shares, as bits.
+  auto shared_keys = [&](uint32_t p) {
+    uint32_t m = mask.Get(p);
+    for (size_t k = 0; k < dense_keys; ++k) {
+      m |= static_cast<uint32_t>(dense[k].products->Has(p)) << dense[k].bit;
+    }
+    return m;
+  };
   static const std::vector<uint32_t> kNone;
   static const std::vector<UnixSeconds> kNoTimes;
   constexpr float kNotListed = std::numeric_limits<float>::quiet_NaN();
@@ -1871,9 +1957,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
       for (size_t j = 0; j < n; ++j) {
         const uint32_t customer = group[j];
         if (customer >= c.bought.size()) continue;
-        for (uint32_t p : c.bought[customer]) {
-          if (p < mask.size()) __builtin_prefetch(&mask[p]);
-        }
+        for (uint32_t p : c.bought[customer]) mask.Prefetch(p);
       }
     }
     for (size_t j = 0; j < n; ++j) {
@@ -1888,7 +1972,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         // PurchaseProfile's counts, for this product's keys only.
         std::array<int32_t, 32> counts{};
         for (uint32_t p : bought) {
-          for (uint32_t m = p < mask.size() ? mask[p] : 0; m != 0; m &= m - 1) {
+          for (uint32_t m = shared_keys(p); m != 0; m &= m - 1) {
             ++counts[static_cast<size_t>(std::countr_zero(m))];
           }
         }
@@ -2219,7 +2303,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     }
     Listed l{score, customer, probability, "", ""};
     // A stated interest covering the product's category is the reason, before any purchase.
-    if (!keys.category.empty()) {
+    if (!keys.category.empty() && !c.interests.empty()) {
       if (auto stated = c.interests.find(customer); stated != c.interests.end()) {
         for (const auto& path : stated->second) {
           if (UnderCategory(keys.category, path)) {
@@ -2303,6 +2387,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     }
   }
   caches_lock.unlock();
+  result.customers.reserve(listed.size());
   constexpr size_t kAhead = 8;
   for (size_t i = 0; i < listed.size(); ++i) {
     if (i + kAhead < listed.size() && listed[i + kAhead].customer < customer_ids.size()) {

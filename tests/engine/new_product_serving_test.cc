@@ -18,9 +18,10 @@ namespace {
 class NewProductServingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    testing::OpenLaunchEngine(dir_, &store_, &engine_);
+    testing::OpenLaunchEngine(dir_, &store_, &engine_, Options());
     ASSERT_TRUE(engine_);
   }
+  virtual ServingOptions Options() const { return {}; }
 
   // Creates a product that nobody has bought.
   void Put(const std::string& id, std::vector<std::string> category, const std::string& title) {
@@ -32,6 +33,10 @@ class NewProductServingTest : public ::testing::Test {
     ASSERT_TRUE(created.ok()) << created.status().ToString();
     EXPECT_TRUE(*created);
   }
+
+  // Serves the audience of a new product and checks each member's probability against the
+  // offline model's, from their history as stored (PurchaseProfile).
+  void ExpectServedProbabilitiesOfTheOfflineModel();
 
   static int Side(const AudienceResult& r, char side) {
     int n = 0;
@@ -178,7 +183,7 @@ TEST_F(NewProductServingTest, UnavailableNewProductsDoNotHideAvailableOnes) {
 
 // The served probability is the offline model's: the same features from the caches as
 // PurchaseProfile computes from the purchases.
-TEST_F(NewProductServingTest, ServedProbabilitiesAreTheOfflineModels) {
+void NewProductServingTest::ExpectServedProbabilitiesOfTheOfflineModel() {
   // A bought product whose title has more words than a product's keys hold (kMaxKeyWords): its
   // "enamel" and "mug" sort after 24 others. A purchase counts by all of its words, offline
   // (PurchaseProfile) and served alike; the build before indexed the catalog by the first 24
@@ -195,7 +200,7 @@ TEST_F(NewProductServingTest, ServedProbabilitiesAreTheOfflineModels) {
   r.product = "kx4";
   r.limit = 20;
   auto audience = engine_->Audience(r);
-  ASSERT_TRUE(audience.ok());
+  ASSERT_TRUE(audience.ok()) << audience.status().ToString();
   ASSERT_FALSE(audience->customers.empty());
   auto snapshot = LoadSnapshot(dir_.Sub("snaps"));
   ASSERT_TRUE(snapshot.ok());
@@ -235,6 +240,26 @@ TEST_F(NewProductServingTest, ServedProbabilitiesAreTheOfflineModels) {
     EXPECT_NEAR(*m.probability, snapshot->audience->Probability(xd), 1e-5) << m.customer;
   }
   EXPECT_GT(bought_k00, 0) << "the long title is among the audience's purchases";
+}
+
+TEST_F(NewProductServingTest, ServedProbabilitiesAreTheOfflineModels) {
+  ExpectServedProbabilitiesOfTheOfflineModel();
+}
+
+// The same with every key of two products or more kept as a bitset (ServingOptions::
+// dense_key_products; the default makes bitsets of large catalogs' keys only): the counts from
+// the bitsets are those of the walks.
+class NewProductServingDenseKeysTest : public NewProductServingTest {
+ protected:
+  ServingOptions Options() const override {
+    ServingOptions o;
+    o.dense_key_products = 2;
+    return o;
+  }
+};
+
+TEST_F(NewProductServingDenseKeysTest, ServedProbabilitiesAreTheOfflineModels) {
+  ExpectServedProbabilitiesOfTheOfflineModel();
 }
 
 // Products created while reloads swap models are never lost: each has a vector afterwards.

@@ -35,6 +35,19 @@ class ServingEngineTest : public ::testing::Test {
   std::unique_ptr<ServingEngine> engine_;
 };
 
+TEST(ServingOptions, ValidateNamesTheBadField) {
+  EXPECT_TRUE(ServingOptions().Validate().ok());
+  auto field = [](auto set) {
+    ServingOptions o;
+    set(o);
+    return o.Validate().field();
+  };
+  EXPECT_EQ(field([](ServingOptions& o) { o.max_k = 0; }), "max_k");
+  EXPECT_EQ(field([](ServingOptions& o) { o.audience_candidates = 0; }), "audience_candidates");
+  EXPECT_EQ(field([](ServingOptions& o) { o.dense_key_products = 0; }), "dense_key_products");
+  EXPECT_EQ(field([](ServingOptions& o) { o.prior_buyers = -1; }), "prior_buyers");
+}
+
 TEST_F(ServingEngineTest, RecommendsTheCustomersSideWithReasonsFromTheirPurchases) {
   for (int i : {0, 7, 29}) {
     RecommendRequest r;

@@ -125,6 +125,12 @@ struct ServingOptions {
   // Audience candidates per source at most, as a multiple of the limit (at least 64 more); a
   // source is read only as deep as it keeps adding to the audience. Default 4.
   int audience_candidates = 4;
+  // A catalog key (category path or prefix, title word, tag) with at least this many products,
+  // and 1/64 of the catalog when it reaches that, is also kept as a bitset over product ids: an
+  // audience for a product with that key tests its candidates' purchases against it instead of
+  // walking the key's products. Default 4,096 (docs/audiences.md); it changes the cost, never
+  // the answer.
+  int dense_key_products = 4'096;
   // At Open, erase the customers forgotten earlier whose erasure did not run (Store::
   // ErasuresPending: a server that stopped or crashed first) by one compaction of the whole store
   // in the background. For a long-running server (`affinity serve` sets it); a short run would
