@@ -1886,7 +1886,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   ProductBits& mask = scratch->keys;
   struct DenseKey {
     const Caches::KeyProducts* products;
-    uint32_t bit;
+    uint32_t bits;  // of each key with these products (a path of two levels repeats its top)
   };
   std::array<DenseKey, 32> dense{};
   size_t dense_keys = 0;
@@ -1897,7 +1897,10 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
       auto it = index.find(key);
       if (it == index.end()) return;
       if (it->second.Dense()) {
-        dense[dense_keys++] = {&it->second, bit};
+        auto same = std::find_if(dense.begin(), dense.begin() + dense_keys,
+                                 [&](const DenseKey& d) { return d.products == &it->second; });
+        if (same == dense.begin() + dense_keys) dense[dense_keys++] = {&it->second, 0};
+        same->bits |= 1u << bit;
       } else {
         for (uint32_t p : it->second.ids) mask.Or(p, 1u << bit);
       }
@@ -1912,7 +1915,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   auto shared_keys = [&](uint32_t p) {
     uint32_t m = mask.Get(p);
     for (size_t k = 0; k < dense_keys; ++k) {
-      m |= static_cast<uint32_t>(dense[k].products->Has(p)) << dense[k].bit;
+      if (dense[k].products->Has(p)) m |= dense[k].bits;
     }
     return m;
   };
