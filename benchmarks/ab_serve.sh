@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Interleaved HTTP A/B of two builds of `affinity` on one route (run by hand; needs wrk).
+#
+#   benchmarks/ab_serve.sh OLD_BINARY NEW_BINARY [WORK_DIR]
+#
+# Serves the same shop (WORK_DIR, default /tmp/affinity-load-am, made by serve_load.sh) from both
+# binaries at once, on two ports (the new one from a copy of the store, WORK_DIR/ab-copy, made on
+# first use: a store has one writer), and measures them in turns: a short wrk slice against one, then
+# against the other, SLICES times (the first of each binary's is the unrecorded warm-up). On this
+# VM a binary's throughput moves by ±20% from one minute to the next; slices a few seconds apart
+# see the same machine, so the ratio of each pair is steadier than runs minutes apart. Prints each
+# pair, then the medians and the median of the per-pair ratios new/old.
+# Knobs: ROUTE (audience; recommendations, similar), CONNECTIONS (32), SLICE (5s), SLICES (8),
+# CUSTOMERS / PRODUCTS (the shop's id ranges, 1000000 / 100000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+old=$1
+new=$2
+work=${3:-/tmp/affinity-load-am}
+route=${ROUTE:-audience}
+connections=${CONNECTIONS:-32}
+slice=${SLICE:-5s}
+slices=${SLICES:-8}
+customers=${CUSTOMERS:-1000000}
+products=${PRODUCTS:-100000}
+key=load-bench-key-0123456789
+[[ -d "$work/db" ]] || { echo "no shop in $work: run benchmarks/serve_load.sh first" >&2; exit 2; }
+echo "write $key" >"$work/keys"
+if [[ ! -d "$work/ab-copy" ]]; then
+  mkdir -p "$work/ab-copy.tmp"
+  cp -r "$work/db" "$work/snapshots" "$work/ab-copy.tmp/"
+  mv "$work/ab-copy.tmp" "$work/ab-copy"
+fi
+
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true' EXIT
+start() {  # start BINARY PORT NAME DIR
+  "$1" serve --db "$4/db" --snapshots "$4/snapshots" --listen "127.0.0.1:$2" \
+    --api-key-file "$work/keys" --no-insights >"$work/ab-$3.out" 2>"$work/ab-$3.err" &
+  pids+=($!)
+  for _ in $(seq 1 300); do
+    grep -q ready "$work/ab-$3.out" 2>/dev/null && return
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/ab-$3.err" >&2; exit 1; }
+    sleep 1
+  done
+  echo "$3 did not start" >&2
+  exit 1
+}
+start "$old" 18191 old "$work"
+start "$new" 18192 new "$work/ab-copy"
+
+rate() {  # rate PORT: requests per second of one slice
+  ROUTE=$route CUSTOMERS=$customers PRODUCTS=$products API_KEY=$key THINK_MS=0 \
+    wrk -t2 -c"$connections" -d"$slice" -s benchmarks/wrk/route.lua "http://127.0.0.1:$1" |
+    awk '/Requests\/sec/ {print $2}'
+}
+echo "| slice | old req/s | new req/s | new/old |"
+echo "|---|---|---|---|"
+olds=() news=() ratios=()
+for i in $(seq 0 "$slices"); do
+  # Alternate which goes first, so that neither always follows the other.
+  if ((i % 2 == 0)); then
+    o=$(rate 18191)
+    n=$(rate 18192)
+  else
+    n=$(rate 18192)
+    o=$(rate 18191)
+  fi
+  ((i == 0)) && continue  # warm-up
+  r=$(awk -v o="$o" -v n="$n" 'BEGIN {printf "%.3f", n / o}')
+  olds+=("$o") news+=("$n") ratios+=("$r")
+  echo "| $i | $o | $n | $r |"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+echo
+echo "median: old $(median "${olds[@]}") req/s, new $(median "${news[@]}") req/s, new/old $(median "${ratios[@]}")"
