@@ -4,19 +4,19 @@
 #   benchmarks/ab_serve.sh OLD_BINARY NEW_BINARY [WORK_DIR]
 #
 # Serves the same shop (WORK_DIR, default /tmp/affinity-load-am, made by serve_load.sh) from both
-# binaries at once, on two ports (the new one from a copy of the store, WORK_DIR/ab-copy, made on
-# first use: a store has one writer), and measures them in turns: a short wrk slice against one, then
-# against the other, SLICES times (the first of each binary's is the unrecorded warm-up). On this
+# binaries at once, on two ports (the new one from a fresh copy of the store and snapshots in
+# WORK_DIR/ab-copy: a store has one writer), and measures them in turns: a short wrk slice against
+# one, then against the other; one unrecorded warm-up pair, then SLICES recorded pairs. On this
 # VM a binary's throughput moves by ±20% from one minute to the next; slices a few seconds apart
 # see the same machine, so the ratio of each pair is steadier than runs minutes apart. Prints each
 # pair, then the medians and the median of the per-pair ratios new/old.
 # Knobs: ROUTE (audience; recommendations, similar), CONNECTIONS (32), SLICE (5s), SLICES (8),
 # CUSTOMERS / PRODUCTS (the shop's id ranges, 1000000 / 100000).
 set -euo pipefail
+old=$(realpath "$1")
+new=$(realpath "$2")
+work=$(realpath "${3:-/tmp/affinity-load-am}")
 cd "$(dirname "$0")/.."
-old=$1
-new=$2
-work=${3:-/tmp/affinity-load-am}
 route=${ROUTE:-audience}
 connections=${CONNECTIONS:-32}
 slice=${SLICE:-5s}
@@ -26,14 +26,12 @@ products=${PRODUCTS:-100000}
 key=load-bench-key-0123456789
 [[ -d "$work/db" ]] || { echo "no shop in $work: run benchmarks/serve_load.sh first" >&2; exit 2; }
 echo "write $key" >"$work/keys"
-if [[ ! -d "$work/ab-copy" ]]; then
-  mkdir -p "$work/ab-copy.tmp"
-  cp -r "$work/db" "$work/snapshots" "$work/ab-copy.tmp/"
-  mv "$work/ab-copy.tmp" "$work/ab-copy"
-fi
+rm -rf "$work/ab-copy"
+mkdir -p "$work/ab-copy"
+cp -r "$work/db" "$work/snapshots" "$work/ab-copy/"
 
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true' EXIT
 start() {  # start BINARY PORT NAME DIR
   "$1" serve --db "$4/db" --snapshots "$4/snapshots" --listen "127.0.0.1:$2" \
     --api-key-file "$work/keys" --no-insights >"$work/ab-$3.out" 2>"$work/ab-$3.err" &
@@ -49,10 +47,16 @@ start() {  # start BINARY PORT NAME DIR
 start "$old" 18191 old "$work"
 start "$new" 18192 new "$work/ab-copy"
 
-rate() {  # rate PORT: requests per second of one slice
-  ROUTE=$route CUSTOMERS=$customers PRODUCTS=$products API_KEY=$key THINK_MS=0 \
-    wrk -t2 -c"$connections" -d"$slice" -s benchmarks/wrk/route.lua "http://127.0.0.1:$1" |
-    awk '/Requests\/sec/ {print $2}'
+rate() {  # rate PORT: requests per second of one slice; exits on any error answer
+  local out
+  out=$(ROUTE=$route CUSTOMERS=$customers PRODUCTS=$products API_KEY=$key THINK_MS=0 \
+    wrk -t2 -c"$connections" -d"$slice" -s benchmarks/wrk/route.lua "http://127.0.0.1:$1")
+  if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
+    echo "errors from the server on port $1:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
 echo "| slice | old req/s | new req/s | new/old |"
 echo "|---|---|---|---|"
@@ -67,7 +71,7 @@ for i in $(seq 0 "$slices"); do
     o=$(rate 18191)
   fi
   ((i == 0)) && continue  # warm-up
-  r=$(awk -v o="$o" -v n="$n" 'BEGIN {printf "%.3f", n / o}')
+  r=$(awk -v o="$o" -v n="$n" 'BEGIN {printf "%.3f", (o > 0 ? n / o : 0)}')
   olds+=("$o") news+=("$n") ratios+=("$r")
   echo "| $i | $o | $n | $r |"
 done
