@@ -13,6 +13,7 @@
 # Knobs: ROUTE (audience; recommendations, similar), CONNECTIONS (32), SLICE (5s), SLICES (8),
 # CUSTOMERS / PRODUCTS (the shop's id ranges, 1000000 / 100000).
 set -euo pipefail
+source "$(dirname "$0")/wait_ready.sh"
 old=$(realpath "$1")
 new=$(realpath "$2")
 work=$(realpath "${3:-/tmp/affinity-load-am}")
@@ -36,13 +37,7 @@ start() {  # start BINARY PORT NAME DIR
   "$1" serve --db "$4/db" --snapshots "$4/snapshots" --listen "127.0.0.1:$2" \
     --api-key-file "$work/keys" --no-insights >"$work/ab-$3.out" 2>"$work/ab-$3.err" &
   pids+=($!)
-  for _ in $(seq 1 300); do
-    grep -q ready "$work/ab-$3.out" 2>/dev/null && return
-    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/ab-$3.err" >&2; exit 1; }
-    sleep 1
-  done
-  echo "$3 did not start" >&2
-  exit 1
+  wait_ready "${pids[-1]}" "$work/ab-$3.out" "$work/ab-$3.err" || exit 1
 }
 start "$old" 18191 old "$work"
 start "$new" 18192 new "$work/ab-copy"

@@ -11,6 +11,7 @@
 # Writes the audiences (limit 1,000) of 20 products and the recommendations (k=10) of 5 customers,
 # one JSON file each.
 set -euo pipefail
+source "$(dirname "$0")/wait_ready.sh"
 bin=${1:?binary}
 out=${2:?output directory}
 work=${3:-/tmp/affinity-load-am}
@@ -23,11 +24,7 @@ echo "admin $key" >"$keys"
   --api-key-file "$keys" --no-insights >"$out.serve.out" 2>"$out.serve.err" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -f "$keys"' EXIT
-for _ in $(seq 1 300); do
-  grep -q ready "$out.serve.out" 2>/dev/null && break
-  kill -0 $server 2>/dev/null || { cat "$out.serve.err"; exit 1; }
-  sleep 1
-done
+wait_ready $server "$out.serve.out" "$out.serve.err" || exit 1
 get() { curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port$1" >"$2"; }
 for p in 17 523 1999 4242 10001 23456 31337 40000 55555 60606 70001 77777 81234 88888 90909 \
   93000 95959 97000 98765 99999; do

@@ -19,6 +19,7 @@
 # built without), THINK_MS (each connection pauses this long on average before each request, see
 # wrk/route.lua: latency at a rate below saturation; unset, the connections never pause).
 set -euo pipefail
+source "$(dirname "$0")/wait_ready.sh"
 cd "$(dirname "$0")/.."
 work=${1:-/tmp/affinity-load}
 customers=${2:-1000000}
@@ -41,11 +42,7 @@ echo "write $key" >"$work/keys"
 server=$!
 probe=
 trap 'kill $server $probe 2>/dev/null; wait $server $probe 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do
-  grep -q ready "$work/serve.out" 2>/dev/null && break
-  kill -0 $server 2>/dev/null || { cat "$work/serve.err"; exit 1; }
-  sleep 1
-done
+wait_ready $server "$work/serve.out" "$work/serve.err" || exit 1
 cat "$work/serve.err"
 echo "server RSS after start: $(($(ps -o rss= -p $server) / 1024)) MB"
 echo
