@@ -9,9 +9,11 @@
 # one, then against the other; one unrecorded warm-up pair, then SLICES recorded pairs. On this
 # VM a binary's throughput moves by ±20% from one minute to the next; slices a few seconds apart
 # see the same machine, so the ratio of each pair is steadier than runs minutes apart. Prints each
-# pair, then the medians and the median of the per-pair ratios new/old.
+# pair (req/s and p99), then the medians and the median of the per-pair ratios new/old.
 # Knobs: ROUTE (audience; recommendations, similar), CONNECTIONS (32), SLICE (5s), SLICES (8),
-# CUSTOMERS / PRODUCTS (the shop's id ranges, 1000000 / 100000).
+# CUSTOMERS / PRODUCTS (the shop's id ranges, 1000000 / 100000), OLD_FLAGS / NEW_FLAGS (more
+# `affinity serve` flags for each side, e.g. NEW_FLAGS="--audience-slots 2" with one binary on
+# both sides).
 set -euo pipefail
 source "$(dirname "$0")/wait_ready.sh"
 old=$(realpath "$1")
@@ -33,43 +35,51 @@ cp -r "$work/db" "$work/snapshots" "$work/ab-copy/"
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true' EXIT
-start() {  # start BINARY PORT NAME DIR
+start() {  # start BINARY PORT NAME DIR [FLAGS...]
+  # shellcheck disable=SC2086  # FLAGS are words
   "$1" serve --db "$4/db" --snapshots "$4/snapshots" --listen "127.0.0.1:$2" \
-    --api-key-file "$work/keys" --no-insights >"$work/ab-$3.out" 2>"$work/ab-$3.err" &
+    --api-key-file "$work/keys" --no-insights ${5:-} >"$work/ab-$3.out" 2>"$work/ab-$3.err" &
   pids+=($!)
   wait_ready "${pids[-1]}" "$work/ab-$3.out" "$work/ab-$3.err" || exit 1
 }
-start "$old" 18191 old "$work"
-start "$new" 18192 new "$work/ab-copy"
+start "$old" 18191 old "$work" "${OLD_FLAGS:-}"
+start "$new" 18192 new "$work/ab-copy" "${NEW_FLAGS:-}"
 
-rate() {  # rate PORT: requests per second of one slice; exits on any error answer
+rate() {  # rate PORT: "req/s p99_ms" of one slice; exits on any error answer
   local out
   out=$(ROUTE=$route CUSTOMERS=$customers PRODUCTS=$products API_KEY=$key THINK_MS=0 \
-    wrk -t2 -c"$connections" -d"$slice" -s benchmarks/wrk/route.lua "http://127.0.0.1:$1")
+    wrk -t2 -c"$connections" -d"$slice" --latency -s benchmarks/wrk/route.lua \
+    "http://127.0.0.1:$1")
   if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
     echo "errors from the server on port $1:" >&2
     echo "$out" >&2
     exit 1
   fi
-  awk '/Requests\/sec/ {print $2}' <<<"$out"
+  # wrk prints 1.23ms / 456.00us / 1.02s
+  awk '/Requests\/sec/ {r = $2}
+       $1 == "99%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms/, "", v)} else {sub(/s/, "", v); v *= 1000}}
+       END {printf "%s %.1f\n", r, v}' <<<"$out"
 }
-echo "| slice | old req/s | new req/s | new/old |"
-echo "|---|---|---|---|"
-olds=() news=() ratios=()
+echo "| slice | old req/s | new req/s | new/old | old p99 ms | new p99 ms |"
+echo "|---|---|---|---|---|---|"
+olds=() news=() ratios=() old99=() new99=()
 for i in $(seq 0 "$slices"); do
   # Alternate which goes first, so that neither always follows the other.
   if ((i % 2 == 0)); then
-    o=$(rate 18191)
-    n=$(rate 18192)
+    a=$(rate 18191)
+    b=$(rate 18192)
   else
-    n=$(rate 18192)
-    o=$(rate 18191)
+    b=$(rate 18192)
+    a=$(rate 18191)
   fi
+  read -r o o99 <<<"$a"
+  read -r n n99 <<<"$b"
   ((i == 0)) && continue  # warm-up
   r=$(awk -v o="$o" -v n="$n" 'BEGIN {printf "%.3f", (o > 0 ? n / o : 0)}')
-  olds+=("$o") news+=("$n") ratios+=("$r")
-  echo "| $i | $o | $n | $r |"
+  olds+=("$o") news+=("$n") ratios+=("$r") old99+=("$o99") new99+=("$n99")
+  echo "| $i | $o | $n | $r | $o99 | $n99 |"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 echo
 echo "median: old $(median "${olds[@]}") req/s, new $(median "${news[@]}") req/s, new/old $(median "${ratios[@]}")"
+echo "median p99: old $(median "${old99[@]}") ms, new $(median "${new99[@]}") ms"

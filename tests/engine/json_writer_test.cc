@@ -114,5 +114,23 @@ TEST(JsonWriter, ReplacesInvalidUtf8) {
   }
 }
 
+// A raw value takes its place among the others: separated by commas like any value, written where
+// BeginRaw said, and the document goes on after it.
+TEST(JsonWriter, RawValuesAreSeparatedLikeOthers) {
+  JsonWriter w(4);  // grows inside BeginRaw
+  w.BeginObject().Key("list").BeginArray().Int(1);
+  for (double v : {0.5, std::numeric_limits<double>::quiet_NaN()}) {
+    char* const start = w.BeginRaw(64);
+    char* at = JsonWriter::Copy(start, R"({"v":)");
+    at = JsonWriter::Copy(JsonWriter::WriteNumber(at, v), "}");
+    w.EndRaw(at);
+  }
+  w.String("end").EndArray().Key("after").Bool(false).EndObject();
+  EXPECT_EQ(w.Take(), R"({"list":[1,{"v":0.5},{"v":null},"end"],"after":false})");
+  EXPECT_TRUE(JsonWriter::Plain("c-12 ok"));
+  EXPECT_FALSE(JsonWriter::Plain("quote\""));
+  EXPECT_FALSE(JsonWriter::Plain("caf\xc3\xa9"));
+}
+
 }  // namespace
 }  // namespace affinity

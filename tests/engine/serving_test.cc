@@ -2,6 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "affinity/json_writer.h"
 #include "planted_shop.h"
 #include "test_util.h"
 
@@ -46,6 +52,58 @@ TEST(ServingOptions, ValidateNamesTheBadField) {
   EXPECT_EQ(field([](ServingOptions& o) { o.audience_candidates = 0; }), "audience_candidates");
   EXPECT_EQ(field([](ServingOptions& o) { o.dense_key_products = 0; }), "dense_key_products");
   EXPECT_EQ(field([](ServingOptions& o) { o.prior_buyers = -1; }), "prior_buyers");
+}
+
+// The audience document: its members are written in one piece when their ids need no escape, and
+// member by member through JsonWriter otherwise; both give the text the general writer gives.
+TEST(AudienceResultJsonText, WritesEveryMemberAsTheGeneralWriterDoes) {
+  AudienceResult r;
+  r.model_version = 3;
+  r.product_vector = "attributes";
+  r.calibrated = true;
+  r.horizon_days = 30;
+  r.expected_buyers = 0.75;
+  r.candidates = 12;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  r.customers = {{"c1", -6.25f, 0.5, "purchased", "p9"},
+                 {"c2", 1e-7f, 0.125, "stated_interest", "Toys/Games"},
+                 {"c3", nan, std::nullopt, "", ""},
+                 {"c\"4", 2.5f, 0.25, "purchased", "p\\5"},  // escaped: general path
+                 {"c5", 0.5f, std::nullopt, "stated_interest", "Caf\xc3\xa9"}};  // idem
+  // The general writer, member by member (what AudienceResultJsonText wrote before its fast path).
+  JsonWriter w;
+  const std::string product = "p1";
+  w.BeginObject().Key("product").String(product).Key("model_version").Int(3);
+  w.Key("product_vector").String("attributes").Key("calibrated").Bool(true);
+  w.Key("horizon_days").Number(30.0).Key("expected_buyers").Number(0.75);
+  w.Key("candidates").Int(12).Key("customers").BeginArray();
+  for (const AudienceMember& m : r.customers) {
+    w.BeginObject().Key("customer").String(m.customer).Key("score").Number(m.score);
+    w.Key("probability");
+    m.probability ? w.Number(*m.probability) : w.Null();
+    w.Key("reason");
+    if (m.reason_kind == "purchased") {
+      w.BeginObject().Key("kind").String("purchased").Key("product").String(m.reason);
+      w.Key("text").String("because you bought " + m.reason).EndObject();
+    } else if (m.reason_kind == "stated_interest") {
+      w.BeginObject().Key("kind").String("stated_interest").Key("category").String(m.reason);
+      w.Key("text").String("you told us you like " + m.reason).EndObject();
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+  }
+  const std::string expected = w.EndArray().EndObject().Take();
+  const std::string text = AudienceResultJsonText(r, &product);
+  EXPECT_EQ(text, expected);
+  const nlohmann::json j = nlohmann::json::parse(text);
+  ASSERT_EQ(j["customers"].size(), 5u);
+  EXPECT_EQ(j["customers"][0]["reason"]["text"], "because you bought p9");
+  EXPECT_EQ(j["customers"][1]["reason"]["category"], "Toys/Games");
+  EXPECT_TRUE(j["customers"][2]["score"].is_null());
+  EXPECT_TRUE(j["customers"][2]["reason"].is_null());
+  EXPECT_EQ(j["customers"][3]["customer"], "c\"4");
+  EXPECT_EQ(j["customers"][1]["score"].get<float>(), 1e-7f);
 }
 
 TEST_F(ServingEngineTest, RecommendsTheCustomersSideWithReasonsFromTheirPurchases) {

@@ -111,6 +111,32 @@ class JsonWriter {
     return *this;
   }
 
+  // One value written by the caller as raw JSON text (for a hot loop that writes many values of
+  // one shape): BeginRaw places the separator and returns room for at most `max` bytes; the
+  // caller writes the value there (well-formed JSON, strings escaped: see Plain and the static
+  // writers below) and passes EndRaw the end of what it wrote (at most `max` bytes on).
+  char* BeginRaw(size_t max) {
+    Separate();
+    return Room(max);
+  }
+  void EndRaw(const char* end) { size_ = static_cast<size_t>(end - out_.data()); }
+
+  // For raw values: true if `s` can be written between quotes as it is (no control character,
+  // quote, backslash or byte above 0x7f).
+  static bool Plain(std::string_view s) { return IsPlainName(s); }
+  // For raw values: copies `s` to `at` and returns its end.
+  static char* Copy(char* at, std::string_view s) {
+    if (!s.empty()) std::memcpy(at, s.data(), s.size());
+    return at + s.size();
+  }
+  // For raw values: writes a number as Number does (at most 32 bytes) and returns its end.
+  template <typename F>
+  static char* WriteNumber(char* at, F v) {
+    static_assert(std::is_floating_point_v<F>);
+    if (!std::isfinite(v)) return Copy(at, "null");
+    return std::to_chars(at, at + 32, v).ptr;
+  }
+
   // The document; the writer is empty afterwards.
   std::string Take() {
     out_.resize(size_);
@@ -131,10 +157,6 @@ class JsonWriter {
   }
   [[gnu::noinline]] void Grow(size_t n) { out_.resize(std::max(2 * out_.size(), size_ + n)); }
   void Unused(size_t n) { size_ -= n; }  // of the last Room
-  static char* Copy(char* at, std::string_view s) {
-    if (!s.empty()) std::memcpy(at, s.data(), s.size());
-    return at + s.size();
-  }
   void Put(char c) { *Room(1) = c; }
   void Put(std::string_view s) { Copy(Room(s.size()), s); }
 
@@ -159,9 +181,6 @@ class JsonWriter {
     if (!first_.back()) Put(',');
     first_.back() = false;
   }
-
-  // Ids and keys usually are.
-  static bool Plain(std::string_view s) { return IsPlainName(s); }
 
   [[gnu::always_inline]] void Escaped(std::string_view s) {
     if (Plain(s)) [[likely]] {  // one pass instead of the UTF-8 check and the escape scan
