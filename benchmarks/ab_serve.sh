@@ -49,7 +49,7 @@ rate() {  # rate PORT: "req/s p99_ms" of one slice; exits on any error answer
   local out
   out=$(ROUTE=$route CUSTOMERS=$customers PRODUCTS=$products API_KEY=$key THINK_MS=0 \
     wrk -t2 -c"$connections" -d"$slice" --latency -s benchmarks/wrk/route.lua \
-    "http://127.0.0.1:$1")
+    "http://127.0.0.1:$1") || { echo "wrk failed against port $1" >&2; exit 1; }
   if grep -qE "Non-2xx|Socket errors" <<<"$out"; then
     echo "errors from the server on port $1:" >&2
     echo "$out" >&2
@@ -58,7 +58,8 @@ rate() {  # rate PORT: "req/s p99_ms" of one slice; exits on any error answer
   # wrk prints 1.23ms / 456.00us / 1.02s
   awk '/Requests\/sec/ {r = $2}
        $1 == "99%" {v = $2; if (v ~ /us$/) {sub(/us/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms/, "", v)} else {sub(/s/, "", v); v *= 1000}}
-       END {printf "%s %.1f\n", r, v}' <<<"$out"
+       END {if (r == "" || v == "") exit 1; printf "%s %.1f\n", r, v}' <<<"$out" ||
+    { echo "no rate or p99 in wrk's output for port $1:" >&2; echo "$out" >&2; exit 1; }
 }
 echo "| slice | old req/s | new req/s | new/old | old p99 ms | new p99 ms |"
 echo "|---|---|---|---|---|---|"

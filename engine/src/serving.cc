@@ -69,7 +69,7 @@ class TopK {
     const bool plain = std::none_of(heap_.begin(), heap_.end(), [](const auto& e) {
       return std::isnan(e.first) || e.first == 0;
     });
-    if (sizeof(Id) <= 4 && plain) {
+    if (std::is_unsigned_v<Id> && sizeof(Id) <= 4 && plain) {
       std::vector<uint64_t> keys(heap_.size());
       for (size_t i = 0; i < heap_.size(); ++i) {
         const auto bits = std::bit_cast<uint32_t>(heap_[i].first);

@@ -125,8 +125,16 @@ TEST(JsonWriter, RawValuesAreSeparatedLikeOthers) {
     at = JsonWriter::Copy(JsonWriter::WriteNumber(at, v), "}");
     w.EndRaw(at);
   }
-  w.String("end").EndArray().Key("after").Bool(false).EndObject();
-  EXPECT_EQ(w.Take(), R"({"list":[1,{"v":0.5},{"v":null},"end"],"after":false})");
+  w.String("end").EndArray().Key("raw");
+  // A raw value as a member's value (after its key) and as a container's first element.
+  char* at = w.BeginRaw(8);
+  w.EndRaw(JsonWriter::Copy(at, "true"));
+  w.Key("first").BeginArray();
+  at = w.BeginRaw(8);
+  w.EndRaw(JsonWriter::Copy(at, "2"));
+  w.Int(3).EndArray().Key("after").Bool(false).EndObject();
+  EXPECT_EQ(w.Take(),
+            R"({"list":[1,{"v":0.5},{"v":null},"end"],"raw":true,"first":[2,3],"after":false})");
   EXPECT_TRUE(JsonWriter::Plain("c-12 ok"));
   EXPECT_FALSE(JsonWriter::Plain("quote\""));
   EXPECT_FALSE(JsonWriter::Plain("caf\xc3\xa9"));

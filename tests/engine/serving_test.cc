@@ -69,7 +69,10 @@ TEST(AudienceResultJsonText, WritesEveryMemberAsTheGeneralWriterDoes) {
                  {"c2", 1e-7f, 0.125, "stated_interest", "Toys/Games"},
                  {"c3", nan, std::nullopt, "", ""},
                  {"c\"4", 2.5f, 0.25, "purchased", "p\\5"},  // escaped: general path
-                 {"c5", 0.5f, std::nullopt, "stated_interest", "Caf\xc3\xa9"}};  // idem
+                 {"c5", 0.5f, std::nullopt, "stated_interest", "Caf\xc3\xa9"},  // idem
+                 // In one piece again, after the general path; non-finite numbers are null.
+                 {"c6", std::numeric_limits<float>::infinity(),
+                  std::numeric_limits<double>::quiet_NaN(), "purchased", "p6"}};
   // The general writer, member by member (what AudienceResultJsonText wrote before its fast path).
   JsonWriter w;
   const std::string product = "p1";
@@ -97,13 +100,16 @@ TEST(AudienceResultJsonText, WritesEveryMemberAsTheGeneralWriterDoes) {
   const std::string text = AudienceResultJsonText(r, &product);
   EXPECT_EQ(text, expected);
   const nlohmann::json j = nlohmann::json::parse(text);
-  ASSERT_EQ(j["customers"].size(), 5u);
+  ASSERT_EQ(j["customers"].size(), 6u);
   EXPECT_EQ(j["customers"][0]["reason"]["text"], "because you bought p9");
   EXPECT_EQ(j["customers"][1]["reason"]["category"], "Toys/Games");
   EXPECT_TRUE(j["customers"][2]["score"].is_null());
   EXPECT_TRUE(j["customers"][2]["reason"].is_null());
   EXPECT_EQ(j["customers"][3]["customer"], "c\"4");
   EXPECT_EQ(j["customers"][1]["score"].get<float>(), 1e-7f);
+  EXPECT_TRUE(j["customers"][5]["score"].is_null());
+  EXPECT_TRUE(j["customers"][5]["probability"].is_null());
+  EXPECT_EQ(j["customers"][5]["reason"]["product"], "p6");
 }
 
 TEST_F(ServingEngineTest, RecommendsTheCustomersSideWithReasonsFromTheirPurchases) {
