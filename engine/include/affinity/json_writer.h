@@ -90,14 +90,9 @@ class JsonWriter {
   }
   template <typename F>
   JsonWriter& Number(F v) {
-    static_assert(std::is_floating_point_v<F>);
     Separate();
-    if (!std::isfinite(v)) {
-      Put("null");
-      return *this;
-    }
     char* at = Room(32);
-    Unused(32 - static_cast<size_t>(std::to_chars(at, at + 32, v).ptr - at));
+    Unused(32 - static_cast<size_t>(WriteNumber(at, v) - at));
     return *this;
   }
   JsonWriter& Bool(bool v) {
@@ -129,7 +124,8 @@ class JsonWriter {
     if (!s.empty()) std::memcpy(at, s.data(), s.size());
     return at + s.size();
   }
-  // For raw values: writes a number as Number does (at most 32 bytes) and returns its end.
+  // Writes a number as Number does (at most 32 bytes: the shortest round-trip form, null when not
+  // finite) and returns its end.
   template <typename F>
   static char* WriteNumber(char* at, F v) {
     static_assert(std::is_floating_point_v<F>);
