@@ -2,8 +2,10 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/metadata.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/sst_file_reader.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -506,11 +508,73 @@ struct CompactionRange {
   std::optional<std::string> first, last;  // inclusive
 };
 
+// Automatic compactions off in every column family while it lives, back on when it goes (on
+// every path out). One started by an erasure's own flush (level 0 reaching its trigger as the
+// flush adds a file) runs beside the manual compaction, and RocksDB 7.8 can then leave keys of the
+// manual range uncompacted (RocksDB issue #7983; docs/storage.md).
+class AutoCompactionsOff {
+ public:
+  AutoCompactionsOff(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& all)
+      : db_(db), all_(all) {
+    for (rocksdb::ColumnFamilyHandle* cf : all_) {
+      status_ = FromRocksDb(db_->SetOptions(cf, {{"disable_auto_compactions", "true"}}));
+      if (!status_.ok()) break;
+    }
+  }
+  ~AutoCompactionsOff() {
+    for (rocksdb::ColumnFamilyHandle* cf : all_) {
+      db_->SetOptions(cf, {{"disable_auto_compactions", "false"}}).PermitUncheckedError();
+    }
+  }
+  AutoCompactionsOff(const AutoCompactionsOff&) = delete;
+  AutoCompactionsOff& operator=(const AutoCompactionsOff&) = delete;
+  const Status& status() const { return status_; }
+
+ private:
+  rocksdb::DB* db_;
+  const std::vector<rocksdb::ColumnFamilyHandle*>& all_;
+  Status status_;
+};
+
+// The live table files of r's column family numbered at most `up_to` that still hold a record of
+// r (a value no later record in the same file deletes), read from the files themselves: a file's
+// first and last keys may span r without it holding any of r's keys, and RocksDB then need not
+// rewrite it.
+Result<std::vector<uint64_t>> OldFilesHolding(rocksdb::DB* db, const CompactionRange& r,
+                                              uint64_t up_to) {
+  std::vector<rocksdb::LiveFileMetaData> files;
+  db->GetLiveFilesMetaData(&files);
+  const rocksdb::Options options = db->GetOptions(r.cf);  // outlives the readers
+  std::vector<uint64_t> old;
+  for (const rocksdb::LiveFileMetaData& f : files) {
+    if (f.column_family_name != r.cf->GetName() || f.file_number > up_to) continue;
+    if (r.last && f.smallestkey > *r.last) continue;  // bytewise, as the store's keys compare
+    if (r.first && f.largestkey < *r.first) continue;
+    rocksdb::SstFileReader reader(options);
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(reader.Open(f.db_path + f.name)));
+    std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(rocksdb::ReadOptions()));
+    r.first ? it->Seek(*r.first) : it->SeekToFirst();
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
+    if (it->Valid() && (!r.last || it->key().compare(*r.last) <= 0)) old.push_back(f.file_number);
+  }
+  return old;
+}
+
 // Flushes every column family (so that no write-ahead log still holds what was deleted), then
 // compacts each range down to the last level, which is rewritten even when a single file holds
-// the range: that is where deleted records' bytes are.
+// the range: that is where deleted records' bytes are. Then checks, from the files, that none
+// from before the flush still holds a record of a range (compacting it again, twice at most): an
+// error, not a silent success, if one does.
 Status FlushThenCompact(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& all,
                         const std::vector<CompactionRange>& ranges, std::atomic<bool>* cancel) {
+  AutoCompactionsOff off(db, all);
+  AFFINITY_RETURN_IF_ERROR(off.status());
+  uint64_t newest_before = 0;  // file numbers only grow: the flush's and later files are above
+  {
+    std::vector<rocksdb::LiveFileMetaData> files;
+    db->GetLiveFilesMetaData(&files);
+    for (const auto& f : files) newest_before = std::max(newest_before, f.file_number);
+  }
   rocksdb::FlushOptions flush;
   flush.wait = true;
   AFFINITY_RETURN_IF_ERROR(FromRocksDb(db->Flush(flush, all)));
@@ -521,8 +585,17 @@ Status FlushThenCompact(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamily
     std::optional<rocksdb::Slice> first, last;
     if (r.first) first.emplace(*r.first);
     if (r.last) last.emplace(*r.last);
-    AFFINITY_RETURN_IF_ERROR(FromRocksDb(
-        db->CompactRange(options, r.cf, first ? &*first : nullptr, last ? &*last : nullptr)));
+    for (int attempt = 0;; ++attempt) {
+      AFFINITY_RETURN_IF_ERROR(FromRocksDb(
+          db->CompactRange(options, r.cf, first ? &*first : nullptr, last ? &*last : nullptr)));
+      AFFINITY_ASSIGN_OR_RETURN(std::vector<uint64_t> old, OldFilesHolding(db, r, newest_before));
+      if (old.empty()) break;
+      if (attempt == 2) {
+        return Status::IOError("compacting column family " + r.cf->GetName() + " left table file " +
+                               std::to_string(old.front()) +
+                               " from before the erasure, still holding records of it");
+      }
+    }
   }
   return Status::Ok();
 }
