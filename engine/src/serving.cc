@@ -26,6 +26,7 @@
 #include "affinity/snapshot.h"
 #include "affinity/time_util.h"
 #include "prefetch.h"
+#include "purchase_lists.h"
 
 namespace affinity {
 
@@ -376,10 +377,9 @@ struct ServingEngine::Caches {
   std::unordered_map<std::string, KeyProducts> by_word;      // title words
   std::unordered_map<std::string, KeyProducts> by_tag;
   std::vector<std::vector<uint32_t>> buyers;  // sorted, by product
-  // By customer: the products they bought (sorted) and the times of their purchases (sorted),
-  // for the audience features.
-  std::vector<std::vector<uint32_t>> bought;
-  std::vector<std::vector<UnixSeconds>> purchase_times;
+  // By customer: the products they bought (ascending, distinct) and the times of their purchases
+  // (ascending), for the audience features, exclusions and reasons; one record a customer.
+  PurchaseLists purchases;
   // By customer: their purchases and returns as stored (oldest first, the store's order), what
   // fold-in and reasons weigh, so that a recommendation reads no store iterator. 16 bytes each.
   struct Purchase {
@@ -668,13 +668,8 @@ struct ServingEngine::Caches {
   // A purchase of `product` by `customer` at `time`.
   void AddPurchase(uint32_t product, uint32_t customer, UnixSeconds time) {
     if (buyers.size() <= product) buyers.resize(product + 1);
-    if (bought.size() <= customer) {
-      bought.resize(customer + 1);
-      purchase_times.resize(customer + 1);
-    }
     InsertSorted(&buyers[product], customer, true);
-    InsertSorted(&bought[customer], product, true);
-    InsertSorted(&purchase_times[customer], time, false);
+    purchases.Add(customer, product, time);
     Changed(product);
   }
 
@@ -914,25 +909,35 @@ Result<std::unique_ptr<ServingEngine>> ServingEngine::Open(Store* store, std::st
   }
   UnixSeconds newest = 0;
   c.buyers.resize(store->product_id_limit());
-  c.bought.resize(store->customer_id_limit());
-  c.purchase_times.resize(store->customer_id_limit());
+  c.purchases.Resize(store->customer_id_limit());
   c.history.resize(store->customer_id_limit());
-  AFFINITY_RETURN_IF_ERROR(store->ScanEvents([&](const Event& e) {
-    // Events arrive in (customer, time) order, so buyer lists, purchase times and histories are
-    // appended in ascending order.
-    newest = std::max(newest, e.time);
-    c.InsertIntoHistory(e);
-    if (e.type != EventType::kPurchase || e.customer.value >= c.bought.size()) return true;
-    auto& v = c.buyers[e.product.value];
-    if (v.empty() || v.back() != e.customer.value) v.push_back(e.customer.value);
-    c.bought[e.customer.value].push_back(e.product.value);
-    c.purchase_times[e.customer.value].push_back(e.time);
-    return true;
-  }));
-  for (auto& products : c.bought) {
+  // Events arrive in (customer, time) order, so buyer lists, purchase times and histories are
+  // appended in ascending order; a customer's lists are stored when the next customer's start.
+  uint32_t customer = 0;
+  std::vector<uint32_t> products;
+  std::vector<UnixSeconds> times;
+  auto store_lists = [&] {
     std::sort(products.begin(), products.end());
     products.erase(std::unique(products.begin(), products.end()), products.end());
-  }
+    c.purchases.Set(customer, products, times);
+    products.clear();
+    times.clear();
+  };
+  AFFINITY_RETURN_IF_ERROR(store->ScanEvents([&](const Event& e) {
+    newest = std::max(newest, e.time);
+    c.InsertIntoHistory(e);
+    if (e.type != EventType::kPurchase || e.customer.value >= c.purchases.size()) return true;
+    auto& v = c.buyers[e.product.value];
+    if (v.empty() || v.back() != e.customer.value) v.push_back(e.customer.value);
+    if (e.customer.value != customer) {
+      if (!times.empty()) store_lists();
+      customer = e.customer.value;
+    }
+    products.push_back(e.product.value);
+    times.push_back(e.time);
+    return true;
+  }));
+  if (!times.empty()) store_lists();
   engine->newest_event_.store(newest);
   AFFINITY_ASSIGN_OR_RETURN(auto model, engine->LoadModel(std::nullopt));
   engine->RefreshPopular(*model);
@@ -986,7 +991,7 @@ void ServingEngine::RefreshPopular(const Model& model) {
     // audience read live counts.
     const std::optional<LogisticCalibration>& calibration = model.snapshot.audience;
     if (calibration) {
-      priors.assign(c.bought.size(), Caches::Prior{});
+      priors.assign(c.purchases.size(), Caches::Prior{});
       const UnixSeconds now =
           std::max<UnixSeconds>(newest_event_.load(), model.weighting.reference_time.value_or(0));
       const auto recent_from = now - static_cast<UnixSeconds>(calibration->horizon_days * 86400);
@@ -995,12 +1000,12 @@ void ServingEngine::RefreshPopular(const Model& model) {
       std::vector<double> xd(kAudienceFeatures);
       TopK<uint32_t> best(static_cast<size_t>(options_.max_audience) *
                           static_cast<size_t>(options_.audience_candidates));
-      for (size_t customer = 0; customer < c.bought.size(); ++customer) {
-        if (customer >= c.purchase_times.size()) break;
-        const auto& times = c.purchase_times[customer];
-        if (c.bought[customer].empty() || times.empty()) continue;
+      for (uint32_t customer = 0; customer < c.purchases.size(); ++customer) {
+        const std::span<const UnixSeconds> times = c.purchases.Times(customer);
+        const size_t bought = c.purchases.Products(customer).size();
+        if (bought == 0 || times.empty()) continue;
         KeyCounts counts;
-        counts.products = static_cast<int32_t>(c.bought[customer].size());
+        counts.products = static_cast<int32_t>(bought);
         counts.recent = static_cast<int32_t>(
             times.end() - std::lower_bound(times.begin(), times.end(), recent_from));
         counts.tenure_days = static_cast<double>(now - times.front()) / 86400;
@@ -1310,9 +1315,7 @@ Result<RecommendResult> ServingEngine::Recommend(const RecommendRequest& request
   std::shared_lock caches_lock(caches_->mu);
   const Caches& c = *caches_;
   const std::vector<Event> history = c.History(customer.value);
-  static const std::vector<uint32_t> kNone;
-  const std::vector<uint32_t>& purchased =
-      customer.value < c.bought.size() ? c.bought[customer.value] : kNone;  // sorted
+  const std::span<const uint32_t> purchased = c.purchases.Products(customer.value);  // ascending
   auto eligible = [&](uint32_t p) {
     if (request.exclude_purchased && std::binary_search(purchased.begin(), purchased.end(), p)) {
       return false;
@@ -1944,14 +1947,12 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     }
     return m;
   };
-  static const std::vector<uint32_t> kNone;
-  static const std::vector<UnixSeconds> kNoTimes;
   constexpr float kNotListed = std::numeric_limits<float>::quiet_NaN();
   // Scores up to kScoreGroup candidates into out[0, n): the logit, or NaN for one not listed
   // (forgotten meanwhile, or below the floor). `given`: their w_u · h as the index found it, or
-  // null. A candidate's data is several dependent cache misses away (the headers of its purchase
-  // lists, their contents, the mask entries of the products, its factor row; 1M customers do not
-  // fit in cache). Taken a group at a time, stage by stage, a whole group's misses are in flight
+  // null. A candidate's data is several dependent cache misses away (the pointer to its purchase
+  // record, the record, the mask entries of the products, its factor row; 1M customers do not fit
+  // in cache). Taken a group at a time, stage by stage, a whole group's misses are in flight
   // together instead of one customer's after another's.
   constexpr size_t kScoreGroup = 32;
   const auto user_row_bytes = static_cast<size_t>(model.users().cols()) * sizeof(float);
@@ -1962,10 +1963,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   auto score_group = [&](const uint32_t* group, size_t n, const float* given, float* out) {
     for (size_t j = 0; j < n; ++j) {
       const uint32_t customer = group[j];
-      if (calibration) {
-        if (customer < c.bought.size()) PrefetchLine(&c.bought[customer]);
-        if (customer < c.purchase_times.size()) PrefetchLine(&c.purchase_times[customer]);
-      }
+      if (calibration && customer < c.purchases.size()) PrefetchLine(c.purchases.Slot(customer));
       if (!given && customer < model.has_user.size()) {
         prefetch_row(model.users().row(customer).data(), user_row_bytes);
       }
@@ -1973,19 +1971,19 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     if (calibration) {
       for (size_t j = 0; j < n; ++j) {
         const uint32_t customer = group[j];
-        if (customer < c.bought.size() && !c.bought[customer].empty()) {
-          PrefetchLine(c.bought[customer].data());
-        }
-        if (customer < c.purchase_times.size() && !c.purchase_times[customer].empty()) {
-          const auto& times = c.purchase_times[customer];
-          PrefetchLine(times.data());
-          PrefetchLine(&times.back());
-        }
+        if (customer >= c.purchases.size() || !c.purchases.Record(customer)) continue;
+        // The record's first line (its sizes, the first products); the times' first and last
+        // lines, beyond it for customers with more than a few purchases, once it has come.
+        PrefetchLine(c.purchases.Record(customer));
       }
       for (size_t j = 0; j < n; ++j) {
         const uint32_t customer = group[j];
-        if (customer >= c.bought.size()) continue;
-        for (uint32_t p : c.bought[customer]) mask.Prefetch(p);
+        const std::span<const UnixSeconds> times = c.purchases.Times(customer);
+        if (!times.empty()) {
+          PrefetchLine(times.data());
+          PrefetchLine(&times.back());
+        }
+        for (uint32_t p : c.purchases.Products(customer)) mask.Prefetch(p);
       }
     }
     for (size_t j = 0; j < n; ++j) {
@@ -1995,8 +1993,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
       const float raw = given ? given[j] : feature_score_of(customer);
       float score = raw;
       if (calibration) {
-        const std::vector<uint32_t>& bought =
-            customer < c.bought.size() ? c.bought[customer] : kNone;
+        const std::span<const uint32_t> bought = c.purchases.Products(customer);
         // PurchaseProfile's counts, for this product's keys only: per level, and over all the
         // words and all the tags (a product counts once per key it shares).
         std::array<int32_t, 3> counts{};
@@ -2034,8 +2031,7 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
         counts_of_keys.tags = tag_count;
         // The recent purchases are the last ones (ascending times): count back from the end,
         // touching a cache line or two where a binary search would touch ~log2(n).
-        const auto& times =
-            customer < c.purchase_times.size() ? c.purchase_times[customer] : kNoTimes;
+        const std::span<const UnixSeconds> times = c.purchases.Times(customer);
         auto it = times.end();
         while (it != times.begin() && *(it - 1) >= recent_from) --it;
         counts_of_keys.recent = static_cast<int32_t>(times.end() - it);
@@ -2358,42 +2354,42 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
   // repeats across customers), one product-by-product pass (a GEMV) gives every cosine at once.
   size_t bought_total = 0;
   for (size_t i = 0; i < listed.size(); ++i) {
-    // The lists' headers, read again below: one scattered read each, overlapped.
+    // The customers' purchase records, read again below: two scattered reads each (the pointer,
+    // then the record), overlapped.
     constexpr size_t kAhead = 16;
-    if (i + kAhead < listed.size() && listed[i + kAhead].customer < c.bought.size()) {
-      PrefetchLine(&c.bought[listed[i + kAhead].customer]);
+    if (i + 2 * kAhead < listed.size() && listed[i + 2 * kAhead].customer < c.purchases.size()) {
+      PrefetchLine(c.purchases.Slot(listed[i + 2 * kAhead].customer));
+    }
+    if (i + kAhead < listed.size() && listed[i + kAhead].customer < c.purchases.size()) {
+      if (const void* record = c.purchases.Record(listed[i + kAhead].customer)) {
+        PrefetchLine(record);
+      }
     }
     const Listed& s = listed[i];
-    if (s.kind.empty() && s.customer < c.bought.size()) bought_total += c.bought[s.customer].size();
+    if (s.kind.empty()) bought_total += c.purchases.Products(s.customer).size();
   }
   Eigen::VectorXf cosines;
   if (bought_total * 4 > static_cast<size_t>(model.unit_items.rows())) {
     cosines = model.unit_items * unit_h;
   }
-  // Each customer's products are three dependent cache misses away (the list's header, its
-  // contents, the products' rows; 1M customers do not fit in cache). Taken a group at a time,
-  // stage by stage, the misses of a whole group are in flight together instead of one after
-  // another.
+  // Each customer's product rows are scattered cache misses (1M customers' products do not fit in
+  // cache; their purchase records were read just above). Taken a group at a time, stage by stage,
+  // the misses of a whole group are in flight together instead of one after another.
   constexpr size_t kGroup = 32;
   const auto row_bytes = static_cast<size_t>(model.unit_items.cols()) * sizeof(float);
   // The customers' ids, written after this loop, are fetched in its shadow too.
   const auto& customer_ids = model.snapshot.customer_ids;
-  std::array<const std::vector<uint32_t>*, kGroup> lists{};
+  std::array<std::span<const uint32_t>, kGroup> lists{};  // empty: a stated interest's reason
   for (size_t first = 0; first < listed.size(); first += kGroup) {
     const size_t n = std::min(kGroup, listed.size() - first);
     for (size_t j = 0; j < n; ++j) {
       const Listed& s = listed[first + j];
-      lists[j] = s.kind.empty() && s.customer < c.bought.size() ? &c.bought[s.customer] : nullptr;
-      if (lists[j]) PrefetchLine(lists[j]);
+      lists[j] = s.kind.empty() ? c.purchases.Products(s.customer) : std::span<const uint32_t>{};
       if (s.customer < customer_ids.size()) PrefetchLine(&customer_ids[s.customer]);
-    }
-    for (size_t j = 0; j < n; ++j) {
-      if (lists[j] && !lists[j]->empty()) PrefetchLine(lists[j]->data());
     }
     if (cosines.size() == 0) {
       for (size_t j = 0; j < n; ++j) {
-        if (!lists[j]) continue;
-        for (uint32_t p : *lists[j]) {
+        for (uint32_t p : lists[j]) {
           if (p >= model.unit_items.rows()) continue;
           const char* row = reinterpret_cast<const char*>(model.unit_items.row(p).data());
           for (size_t k = 0; k < row_bytes; k += 64) PrefetchLine(row + k);
@@ -2403,9 +2399,8 @@ Result<AudienceResult> ServingEngine::Audience(const AudienceRequest& request) c
     std::array<int64_t, kGroup> closest;
     closest.fill(-1);
     for (size_t j = 0; j < n; ++j) {
-      if (!lists[j]) continue;
       float best = -2;
-      for (uint32_t p : *lists[j]) {
+      for (uint32_t p : lists[j]) {
         if (p >= model.has_item.size() || !model.has_item[p]) continue;
         const float cosine = cosines.size() > 0 ? cosines[p] : model.unit_items.row(p).dot(unit_h);
         if (cosine > best) {
@@ -2527,9 +2522,7 @@ Result<std::vector<Interest>> ServingEngine::Interests(std::string_view customer
   size_t bought = 0;
   {
     std::shared_lock lock(caches_->mu);
-    static const std::vector<uint32_t> kNone;
-    const std::vector<uint32_t>& products =
-        id.value < caches_->bought.size() ? caches_->bought[id.value] : kNone;
+    const std::span<const uint32_t> products = caches_->purchases.Products(id.value);
     bought = products.size();
     for (uint32_t p : products) {
       if (p >= caches_->products.size()) continue;
@@ -2696,10 +2689,7 @@ Result<ForgetResult> ServingEngine::ForgetCustomer(std::string_view id) {
       if (it != v.end() && *it == customer) v.erase(it);
       caches_->Changed(p.value);
     }
-    if (customer < caches_->bought.size()) {
-      caches_->bought[customer] = {};
-      caches_->purchase_times[customer] = {};
-    }
+    caches_->purchases.Clear(customer);
     if (customer < caches_->history.size()) caches_->history[customer] = {};
   }
   // The popular products and the candidate lists counted their purchases: the next
