@@ -32,6 +32,9 @@ inline constexpr char kMetaCampaignSecret[] = "campaign_secret";   // 32 random 
 // + u32 BE internal id -> empty: a forgotten customer whose records may still be in the store's
 // files (deleted, not yet compacted away).
 inline constexpr char kMetaErasurePrefix[] = "erasure/";
+// + HMAC-SHA256(campaign_secret, "forgotten-customer:" + external id), 32 bytes -> empty: an
+// external customer id forgotten and not to be stored again (docs/storage.md).
+inline constexpr char kMetaForgottenPrefix[] = "forgotten/";
 inline constexpr char kMetaCampaignPrefix[] = "campaign/";  // + id -> campaign JSON
 
 // ids key prefixes.

@@ -177,13 +177,15 @@ class BatchWriter {
         report_.new_products += created;
       }
       if (!customers_.empty()) {
-        AFFINITY_ASSIGN_OR_RETURN(int64_t created, store_.UpsertCustomers(customers_));
+        AFFINITY_ASSIGN_OR_RETURN(int64_t created,
+                                  store_.UpsertCustomers(customers_, &report_.forgotten_profiles));
         report_.new_customers += created;
       }
       if (!events_.empty()) {
         AFFINITY_ASSIGN_OR_RETURN(AppendResult r, store_.AppendEvents(events_));
         report_.events_written += r.written;
         report_.duplicate_events += r.duplicates;
+        report_.forgotten_events += r.forgotten;
         report_.new_customers += r.new_customers;
         report_.new_products += r.new_products;
         report_.bytes_written += r.bytes;

@@ -2643,7 +2643,14 @@ Result<bool> ServingEngine::UpsertCustomer(const std::string& id, const Customer
     }
     interests = NormalizedInterests(*interests);
   }
-  AFFINITY_ASSIGN_OR_RETURN(int64_t created, store_->UpsertCustomers({&record, 1}));
+  int64_t forgotten = 0;
+  AFFINITY_ASSIGN_OR_RETURN(int64_t created, store_->UpsertCustomers({&record, 1}, &forgotten));
+  if (forgotten > 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "customer '" + id +
+                      "' was forgotten and is not stored again (affinity forget --allow-again)",
+                  "customer");
+  }
   // Read back under the lock, so concurrent upserts and forgets apply to the caches in the
   // order the store saw them.
   std::unique_lock lock(caches_->mu);

@@ -1,5 +1,7 @@
 #include "affinity/store.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/metadata.h>
@@ -10,10 +12,12 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -65,6 +69,59 @@ class Store::Impl {
                        codec::kMetaNextCustomerId};
   IdSpace product_ids{codec::kIdsProductByExternal, codec::kIdsProductByInternal,
                       codec::kMetaNextProductId};
+  // Guarded by write_mu: the store's secret once read or made, and whether any customer id is
+  // marked forgotten (checked only then, on a new customer id).
+  std::optional<std::string> secret;
+  bool any_forgotten = false;
+
+  // The store's 32-byte secret (codec::kMetaCampaignSecret), made on first use. Requires write_mu.
+  Result<std::string> Secret() {
+    if (secret) return *secret;
+    AFFINITY_ASSIGN_OR_RETURN(auto stored, Get(meta, codec::kMetaCampaignSecret));
+    if (stored) {
+      if (stored->size() != 32) return Status::Corruption("the store's secret is not 32 bytes");
+      secret = std::move(*stored);
+      return *secret;
+    }
+    if (read_only) {
+      return Status::FailedPrecondition("the store has no secret yet and is open read-only");
+    }
+    std::random_device random;  // the OS's entropy source (getrandom/urandom)
+    std::string made;
+    while (made.size() < 32) {
+      const uint32_t r = random();
+      for (int b = 0; b < 4; ++b) made.push_back(static_cast<char>((r >> (8 * b)) & 0xFF));
+    }
+    AFFINITY_RETURN_IF_ERROR(
+        FromRocksDb(db->Put(write_options, meta, codec::kMetaCampaignSecret, made)));
+    secret = std::move(made);
+    return *secret;
+  }
+
+  // The key marking `external` as a forgotten customer id: a keyed hash, so that the store keeps
+  // no forgotten id in the clear. Requires write_mu.
+  Result<std::string> ForgottenKey(std::string_view external) {
+    AFFINITY_ASSIGN_OR_RETURN(std::string key, Secret());
+    const std::string data = "forgotten-customer:" + std::string(external);
+    std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
+    unsigned int length = 0;
+    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+              reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac.data(),
+              &length) ||
+        length != 32) {
+      return Status::Internal("HMAC-SHA256 failed");
+    }
+    return std::string(codec::kMetaForgottenPrefix) +
+           std::string(reinterpret_cast<const char*>(mac.data()), length);
+  }
+
+  // Whether `external` is a forgotten customer id. Requires write_mu.
+  Result<bool> IsForgotten(std::string_view external) {
+    if (!any_forgotten) return false;
+    AFFINITY_ASSIGN_OR_RETURN(std::string key, ForgottenKey(external));
+    AFFINITY_ASSIGN_OR_RETURN(auto marked, Get(meta, key));
+    return marked.has_value();
+  }
   // The erasures pending (codec::kMetaErasurePrefix keys).
   Result<std::vector<std::string>> PendingErasureKeys() const {
     std::vector<std::string> keys;
@@ -141,10 +198,14 @@ class Store::Impl {
 
   // Resolves `external` in `space`, allocating a new id (written into `batch`) if unknown.
   // Requires write_mu. Sets *is_new when allocated by this call.
+  // The internal id of `external`, allocated (its id-map entries put into `batch`, *is_new set)
+  // when it has none. With `forgotten` given, a new id that is a forgotten customer's is not
+  // allocated: *forgotten is set and 0 returned.
   Result<uint32_t> Resolve(IdSpace& space, std::unordered_map<std::string, uint32_t>& pending,
                            uint32_t& next, std::string_view external, rocksdb::WriteBatch& batch,
-                           bool* is_new) {
+                           bool* is_new, bool* forgotten = nullptr) {
     *is_new = false;
+    if (forgotten) *forgotten = false;
     std::string key(external);
     if (auto it = space.cache.find(key); it != space.cache.end()) return it->second;
     if (auto it = pending.find(key); it != pending.end()) return it->second;
@@ -153,6 +214,10 @@ class Store::Impl {
       AFFINITY_ASSIGN_OR_RETURN(uint32_t id, codec::DecodeU32(*stored));
       space.cache.emplace(std::move(key), id);
       return id;
+    }
+    if (forgotten) {
+      AFFINITY_ASSIGN_OR_RETURN(*forgotten, IsForgotten(external));
+      if (*forgotten) return uint32_t{0};
     }
     if (next == UINT32_MAX) return Status::FailedPrecondition("internal id space exhausted");
     uint32_t id = next++;
@@ -194,7 +259,7 @@ class Store::Impl {
   template <typename Record, typename Decode, typename Encode>
   Result<int64_t> Upsert(IdSpace& space, bool customers_space, rocksdb::ColumnFamilyHandle* cf,
                          std::span<const std::pair<std::string, Record>> records, Decode decode,
-                         Encode encode) {
+                         Encode encode, int64_t* forgotten_out = nullptr) {
     std::lock_guard lock(write_mu);
     rocksdb::WriteBatch batch;
     Pending p{.next_customer = customer_ids.next, .next_product = product_ids.next};
@@ -206,10 +271,15 @@ class Store::Impl {
         return Status::InvalidArgument("id is empty", "records[" + std::to_string(i) + "].id");
       }
       bool is_new = false;
+      bool forgotten = false;
       auto& pending = customers_space ? p.customers : p.products;
       auto& next = customers_space ? p.next_customer : p.next_product;
-      AFFINITY_ASSIGN_OR_RETURN(uint32_t id,
-                                Resolve(space, pending, next, external, batch, &is_new));
+      AFFINITY_ASSIGN_OR_RETURN(uint32_t id, Resolve(space, pending, next, external, batch, &is_new,
+                                                     customers_space ? &forgotten : nullptr));
+      if (forgotten) {
+        if (forgotten_out) ++*forgotten_out;
+        continue;
+      }
       auto it = merged.find(id);
       if (it == merged.end()) {
         Record base;
@@ -352,6 +422,14 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const StoreO
   }
   AFFINITY_ASSIGN_OR_RETURN(impl->customer_ids.next, impl->LoadCounter(codec::kMetaNextCustomerId));
   AFFINITY_ASSIGN_OR_RETURN(impl->product_ids.next, impl->LoadCounter(codec::kMetaNextProductId));
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        impl->db->NewIterator(rocksdb::ReadOptions(), impl->meta));
+    it->Seek(codec::kMetaForgottenPrefix);
+    impl->any_forgotten =
+        it->Valid() && it->key().starts_with(rocksdb::Slice(codec::kMetaForgottenPrefix));
+    AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
+  }
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -381,8 +459,14 @@ Result<AppendResult> Store::AppendEvents(std::span<const EventInput> events) {
     }
     bool new_customer = false;
     bool new_product = false;
-    AFFINITY_ASSIGN_OR_RETURN(uint32_t cid, d.Resolve(d.customer_ids, p.customers, p.next_customer,
-                                                      in.customer, batch, &new_customer));
+    bool forgotten = false;
+    AFFINITY_ASSIGN_OR_RETURN(
+        uint32_t cid, d.Resolve(d.customer_ids, p.customers, p.next_customer, in.customer, batch,
+                                &new_customer, &forgotten));
+    if (forgotten) {
+      ++result.forgotten;
+      continue;
+    }
     AFFINITY_ASSIGN_OR_RETURN(uint32_t pid, d.Resolve(d.product_ids, p.products, p.next_product,
                                                       in.product, batch, &new_product));
     result.new_customers += new_customer ? 1 : 0;
@@ -437,9 +521,9 @@ Result<AppendResult> Store::AppendEvents(std::span<const EventInput> events) {
 }
 
 Result<int64_t> Store::UpsertCustomers(
-    std::span<const std::pair<std::string, CustomerProfile>> customers) {
+    std::span<const std::pair<std::string, CustomerProfile>> customers, int64_t* forgotten) {
   return impl_->Upsert(impl_->customer_ids, true, impl_->customers, customers,
-                       codec::DecodeCustomer, codec::EncodeCustomer);
+                       codec::DecodeCustomer, codec::EncodeCustomer, forgotten);
 }
 
 Result<int64_t> Store::UpsertProducts(
@@ -498,11 +582,35 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
     }
     AFFINITY_RETURN_IF_ERROR(FromRocksDb(it->status()));
   }
-  // Marked with the delete, so that an erasure a crash or a stop cut short is still known.
+  // Marked with the delete, so that an erasure a crash or a stop cut short is still known, and
+  // so that the id is not stored again (a re-import of an old export) until allowed again.
   batch.Put(d.meta, ErasureKey(id), "");
+  AFFINITY_ASSIGN_OR_RETURN(std::string forgotten_key, d.ForgottenKey(external_id));
+  batch.Put(d.meta, forgotten_key, "");
   AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Write(d.write_options, &batch)));
   d.customer_ids.cache.erase(std::string(external_id));
+  d.any_forgotten = true;
   return receipt;
+}
+
+Result<bool> Store::IsForgotten(std::string_view external_id) const {
+  Impl& d = *impl_;
+  std::lock_guard lock(d.write_mu);
+  if (!d.any_forgotten) return false;
+  return d.IsForgotten(external_id);
+}
+
+Status Store::AllowForgottenAgain(std::string_view external_id) {
+  Impl& d = *impl_;
+  std::lock_guard lock(d.write_mu);
+  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
+  AFFINITY_ASSIGN_OR_RETURN(bool forgotten, d.IsForgotten(external_id));
+  if (!forgotten) {
+    return Status(StatusCode::kNotFound,
+                  "customer '" + std::string(external_id) + "' is not a forgotten one", "customer");
+  }
+  AFFINITY_ASSIGN_OR_RETURN(std::string key, d.ForgottenKey(external_id));
+  return FromRocksDb(d.db->Delete(d.write_options, d.meta, key));
 }
 
 namespace {
@@ -814,23 +922,7 @@ Status Store::ScanLetters(const std::function<bool(const LedgerLetter&)>& fn) co
 Result<std::string> Store::CampaignSecret() {
   Impl& d = *impl_;
   std::lock_guard lock(d.write_mu);
-  AFFINITY_ASSIGN_OR_RETURN(auto stored, d.Get(d.meta, codec::kMetaCampaignSecret));
-  if (stored) {
-    if (stored->size() != 32) return Status::Corruption("the campaign secret is not 32 bytes");
-    return std::move(*stored);
-  }
-  if (d.read_only) {
-    return Status::FailedPrecondition("the store has no campaign secret yet and is open read-only");
-  }
-  std::random_device random;  // the OS's entropy source (getrandom/urandom)
-  std::string secret;
-  while (secret.size() < 32) {
-    const uint32_t r = random();
-    for (int b = 0; b < 4; ++b) secret.push_back(static_cast<char>((r >> (8 * b)) & 0xFF));
-  }
-  AFFINITY_RETURN_IF_ERROR(
-      FromRocksDb(d.db->Put(d.write_options, d.meta, codec::kMetaCampaignSecret, secret)));
-  return secret;
+  return d.Secret();
 }
 
 Result<CustomerId> Store::FindCustomer(std::string_view external_id) const {

@@ -1176,6 +1176,7 @@ class HttpServer::Impl {
                    {{"received", list->size()},
                     {"stored", result->stored.written},
                     {"duplicates", result->stored.duplicates},
+                    {"forgotten", result->stored.forgotten},
                     {"new_customers", result->stored.new_customers},
                     {"new_products", result->stored.new_products},
                     {"folded_in", result->folded_in},

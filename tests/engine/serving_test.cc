@@ -387,15 +387,30 @@ TEST_F(ServingEngineTest, ForgetRemovesTheCustomerFromStoreAndAnswers) {
   ASSERT_TRUE(snapshot.ok());
   EXPECT_EQ(std::count(snapshot->customer_ids.begin(), snapshot->customer_ids.end(), victim), 0);
   EXPECT_EQ(snapshot->user_factors.row(receipt->store.internal_id).squaredNorm(), 0.0f);
-  // The same external id buying again is a new customer (a new internal id), whom the running
-  // engine finds although its snapshot still lists the id under the forgotten row.
+  // The same external id's events and profile are not stored again (a re-import of an old export
+  // must not bring the customer back)...
   EventInput comeback;
   comeback.customer = victim;
   comeback.product = "k04";
   comeback.time = 1'700'000'000;
   comeback.event_id = "comeback-1";
+  auto refused = engine_->AddEvents({&comeback, 1});
+  ASSERT_TRUE(refused.ok()) << refused.status().ToString();
+  EXPECT_EQ(refused->stored.written, 0);
+  EXPECT_EQ(refused->stored.forgotten, 1);
+  EXPECT_EQ(store_->FindCustomer(victim).status().code(), StatusCode::kNotFound);
+  CustomerProfile profile;
+  profile.email = "back@example.com";
+  auto upserted = engine_->UpsertCustomer(victim, profile);
+  EXPECT_EQ(upserted.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(upserted.status().field(), "customer");
+  EXPECT_EQ(store_->FindCustomer(victim).status().code(), StatusCode::kNotFound);
+  // ...until allowed again: then buying again makes a new customer (a new internal id), whom the
+  // running engine finds although its snapshot still lists the id under the forgotten row.
+  ASSERT_TRUE(store_->AllowForgottenAgain(victim).ok());
   auto added = engine_->AddEvents({&comeback, 1});
   ASSERT_TRUE(added.ok()) << added.status().ToString();
+  EXPECT_EQ(added->stored.written, 1);
   ASSERT_TRUE(store_->FindCustomer(victim).ok());
   EXPECT_NE(store_->FindCustomer(victim)->value, receipt->store.internal_id);
   rr.exclude_purchased = true;

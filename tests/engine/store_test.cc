@@ -31,6 +31,13 @@ EventInput Purchase(std::string customer, std::string product, UnixSeconds t, st
   return e;
 }
 
+// A customer record with only an email address.
+std::pair<std::string, CustomerProfile> WithEmail(std::string id, std::string email) {
+  CustomerProfile profile;
+  profile.email = std::move(email);
+  return {std::move(id), std::move(profile)};
+}
+
 std::unique_ptr<Store> OpenOrDie(const std::string& path, StoreOptions options = {}) {
   auto store = Store::Open(path, options);
   EXPECT_TRUE(store.ok()) << store.status().ToString();
@@ -564,12 +571,9 @@ TEST(Store, EraseForgottenTakesTheirRecordsOutOfTheFiles) {
   // What the server does after a DELETE: no full compaction, the forgotten customer's bytes gone.
   ScratchDir dir;
   auto store = OpenOrDie(dir.Sub("db"));
-  CustomerProfile profile;
-  profile.email = "erase-me-91c2@mail.example";
-  CustomerProfile other;
-  other.email = "keep-me-91c2@mail.example";
-  std::vector<std::pair<std::string, CustomerProfile>> customers = {{"cust-91c2", profile},
-                                                                    {"stays-91c2", other}};
+  std::vector<std::pair<std::string, CustomerProfile>> customers = {
+      WithEmail("cust-91c2", "erase-me-91c2@mail.example"),
+      WithEmail("stays-91c2", "keep-me-91c2@mail.example")};
   ASSERT_TRUE(store->UpsertCustomers(customers).ok());
   std::vector<EventInput> events = {Purchase("cust-91c2", "p", 100, "ev-91c2-a"),
                                     Purchase("stays-91c2", "p", 100, "ev-91c2-b"),
@@ -674,6 +678,65 @@ TEST(Store, ErasuresLeaveNothingWhileOthersWriteAndFlush) {
     const std::string customer = "other" + std::to_string(n);
     EXPECT_TRUE(AnyFileHolds(dir.Sub("db"), email_of(customer))) << customer;
   }
+}
+
+TEST(Store, ForgottenIdsAreNotStoredAgainUntilAllowed) {
+  ScratchDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  ASSERT_TRUE(store);
+  std::vector<EventInput> events = {Purchase("gone-5d1e", "p", 100, "e1"),
+                                    Purchase("stays-5d1e", "p", 100, "e2")};
+  ASSERT_TRUE(store->AppendEvents(events).ok());
+  EXPECT_FALSE(*store->IsForgotten("gone-5d1e"));
+  auto receipt = store->ForgetCustomer("gone-5d1e");
+  ASSERT_TRUE(receipt.ok());
+  EXPECT_TRUE(*store->IsForgotten("gone-5d1e"));
+  EXPECT_FALSE(*store->IsForgotten("stays-5d1e"));
+  EXPECT_FALSE(*store->IsForgotten("never-5d1e"));
+
+  // An old export again: the forgotten id's events and profile are counted, not stored; the
+  // rest of the batch is.
+  std::vector<EventInput> again = {Purchase("gone-5d1e", "p", 100, "e1"),
+                                   Purchase("gone-5d1e", "q", 200, "e3"),
+                                   Purchase("new-5d1e", "q", 200, "e4")};
+  auto appended = store->AppendEvents(again);
+  ASSERT_TRUE(appended.ok());
+  EXPECT_EQ(appended->forgotten, 2);
+  EXPECT_EQ(appended->written, 1);
+  EXPECT_EQ(appended->new_customers, 1);
+  EXPECT_EQ(store->FindCustomer("gone-5d1e").status().code(), StatusCode::kNotFound);
+  std::vector<std::pair<std::string, CustomerProfile>> profiles = {
+      WithEmail("gone-5d1e", "gone-5d1e@mail.example"),
+      WithEmail("other-5d1e", "other@mail.example")};
+  int64_t forgotten = 0;
+  auto created = store->UpsertCustomers(profiles, &forgotten);
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(*created, 1);
+  EXPECT_EQ(forgotten, 1);
+  EXPECT_EQ(store->FindCustomer("gone-5d1e").status().code(), StatusCode::kNotFound);
+
+  // Kept across a reopen, as a keyed hash: the id is in no file, even before any compaction.
+  store.reset();
+  store = OpenOrDie(dir.Sub("db"));
+  EXPECT_TRUE(*store->IsForgotten("gone-5d1e"));
+  EXPECT_EQ(store->AppendEvents(again)->forgotten, 2);
+  ASSERT_TRUE(store->EraseForgotten(*receipt).ok());
+  EXPECT_EQ(testing::FilesHolding(dir.Sub("db"), "gone-5d1e"), std::vector<std::string>{});
+
+  // Allowed again: stored as a new customer, with a new internal id.
+  EXPECT_EQ(store->AllowForgottenAgain("stays-5d1e").code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store->AllowForgottenAgain("gone-5d1e").ok());
+  EXPECT_FALSE(*store->IsForgotten("gone-5d1e"));
+  auto back = store->AppendEvents(again);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->forgotten, 0);
+  EXPECT_EQ(back->written, 2);
+  ASSERT_TRUE(store->FindCustomer("gone-5d1e").ok());
+  EXPECT_NE(store->FindCustomer("gone-5d1e")->value, receipt->internal_id);
+  store.reset();
+  auto read_only = OpenOrDie(dir.Sub("db"), StoreOptions{.read_only = true});
+  ASSERT_TRUE(read_only);
+  EXPECT_EQ(read_only->AllowForgottenAgain("gone-5d1e").code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(StoreLedger, DropLetterDeletesAPendingLetterOnly) {

@@ -442,6 +442,20 @@ TEST_F(HttpServerTest, CustomersAndProductsCrudAndForget) {
     EXPECT_NE(m["customer"], victim);
   }
   ErrorField(a.Delete("/v1/customers/" + victim), 404);
+  // Not stored again: their events are counted as forgotten, their profile refused (409).
+  auto events = w.Post("/v1/events",
+                       R"([{"customer":")" + victim +
+                           R"(","product":"k04","event_id":"after-forget-1"},
+                           {"customer":"zed","product":"k04","event_id":"after-forget-2"}])",
+                       "application/json");
+  ASSERT_TRUE(events);
+  ASSERT_EQ(events->status, 200) << events->body;
+  EXPECT_EQ(Body(events)["stored"], 1);
+  EXPECT_EQ(Body(events)["forgotten"], 1);
+  EXPECT_EQ(
+      ErrorField(w.Put("/v1/customers/" + victim, R"({"country":"NL"})", "application/json"), 409),
+      "customer");
+  ErrorField(Client(kReadKey).Get("/v1/customers/" + victim), 404);
 }
 
 TEST_F(HttpServerTest, AudienceExcludesBuyersAndOptOuts) {

@@ -329,6 +329,65 @@ TEST(Cli, ForgetErasesCustomersFromTheStoreAndEverySnapshot) {
   EXPECT_NE(testing::ReadFile(v3 + "insights.jsonl").find("\"C00003\""), std::string::npos);
 }
 
+// A forgotten customer stays out of the store when an old export is imported again, until
+// `forget --allow-again`; nothing of the id is kept in the clear meanwhile.
+TEST(Cli, ForgottenCustomersStayOutOfReimportsUntilAllowedAgain) {
+  ScratchDir dir;
+  std::string out = dir.Sub("demo"), db = dir.Sub("db");
+  ASSERT_EQ(RunCli("demo-data --customers 120 --products 40 --out " + out).exit_code, 0);
+  const std::string customers_import = "import --json -q --db " + db +
+                                       " --kind customers --columns customer=customer_id " + out +
+                                       "/customers.csv";
+  const std::string purchases_import = "import --json -q --db " + db +
+                                       " --kind purchases --columns customer=customer_id,"
+                                       "product=product_id,invoice=order_id,price=unit_price " +
+                                       out + "/purchases.csv";
+  ASSERT_EQ(RunCli(customers_import).exit_code, 0);
+  ASSERT_EQ(RunCli(purchases_import).exit_code, 0);
+  const auto before = JsonOf(RunCli("stats --json --db " + db));
+  const std::string csv = testing::ReadFile(out + "/customers.csv");
+  const size_t line = csv.find("\nC00001,");
+  ASSERT_NE(line, std::string::npos);
+  const std::string email = csv.substr(line + 8, csv.find(',', line + 8) - line - 8);
+
+  const auto forgot = JsonOf(RunCli("forget --json -q --db " + db + " --customer C00001"));
+  const int64_t events = forgot["customers"][0]["store"]["events"].get<int64_t>();
+  ASSERT_GT(events, 0);
+  // Forgetting again: known as forgotten before, not as a stranger.
+  const auto again = JsonOf(RunCli("forget --json -q --db " + db + " --customer C00001"));
+  EXPECT_EQ(again["customers"][0]["store"]["why"], "forgotten before");
+
+  // The same files imported again: the forgotten customer's rows are counted, not stored.
+  const auto profiles = JsonOf(RunCli(customers_import))["files"][0];
+  EXPECT_EQ(profiles["forgotten_profiles"], 1);
+  EXPECT_EQ(profiles["new_customers"], 0);
+  const auto purchases = JsonOf(RunCli(purchases_import))["files"][0];
+  EXPECT_EQ(purchases["forgotten_events"].get<int64_t>(), events);
+  EXPECT_EQ(purchases["events_written"], 0);
+  EXPECT_EQ(JsonOf(RunCli("stats --json --db " + db))["customers"].get<int64_t>(),
+            before["customers"].get<int64_t>() - 1);
+  // (Every `forget --db` compacts the store, this one the records the imports just wrote.)
+  ASSERT_EQ(RunCli("forget -q --db " + db + " --customer C00001").exit_code, 0);
+  EXPECT_EQ(testing::FilesHolding(db, email), std::vector<std::string>{});
+  EXPECT_EQ(testing::FilesHolding(db, "C00001"), std::vector<std::string>{});
+
+  // Allowed again: a second time finds nothing to allow; the next import brings them back.
+  EXPECT_EQ(RunCli("forget --allow-again --db " + db + " --customer C00001 --snapshots " +
+                   dir.Sub("snapshots"))
+                .exit_code,
+            2);
+  const auto allowed =
+      JsonOf(RunCli("forget --json --allow-again --db " + db + " --customer C00001"));
+  EXPECT_EQ(allowed["allowed_again"], 1);
+  const auto twice =
+      JsonOf(RunCli("forget --json --allow-again --db " + db + " --customer C00001"));
+  EXPECT_EQ(twice["allowed_again"], 0);
+  EXPECT_EQ(twice["customers"][0]["why"], "not a forgotten id");
+  const auto back = JsonOf(RunCli(purchases_import))["files"][0];
+  EXPECT_EQ(back["events_written"].get<int64_t>(), events);
+  EXPECT_EQ(back["forgotten_events"], 0);
+}
+
 TEST(Cli, TrainPublishesSnapshotsAndEvaluateTimeSplitRuns) {
   ScratchDir dir;
   std::string out = dir.Sub("demo"), db = dir.Sub("db"), snaps = dir.Sub("snapshots");

@@ -24,6 +24,7 @@ struct ForgetFlags {
   std::vector<std::string> customers;
   std::string customers_file;
   bool no_compact = false;
+  bool allow_again = false;
   bool json = false;
   bool quiet = false;
 };
@@ -52,6 +53,40 @@ Status ReadIds(const std::string& path, std::vector<std::string>* ids) {
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// --allow-again: takes the forgotten mark off each id, so that the store takes it again.
+int RunAllowAgain(const ForgetFlags& f, const std::vector<std::string>& ids) {
+  if (f.db.empty()) return Fail(Status::InvalidArgument("--allow-again needs --db", "db"));
+  StoreOptions options;
+  options.create_if_missing = false;
+  auto store = Store::Open(f.db, options);
+  if (!store.ok()) return Fail(store.status());
+  nlohmann::json customers = nlohmann::json::array();
+  int64_t allowed = 0;
+  bool failed = false;
+  for (const std::string& id : ids) {
+    const Status s = (*store)->AllowForgottenAgain(id);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) {
+      std::fprintf(stderr, "affinity: customer %s: %s\n", id.c_str(), s.ToString().c_str());
+      failed = true;
+    }
+    nlohmann::json entry = {{"customer", id}, {"allowed_again", s.ok()}};
+    if (!s.ok()) {
+      entry["why"] = s.code() == StatusCode::kNotFound ? "not a forgotten id" : s.ToString();
+    }
+    customers.push_back(std::move(entry));
+    allowed += s.ok();
+  }
+  if (f.json) {
+    std::printf("%s\n", Dump({{"allowed_again", allowed}, {"customers", customers}}).c_str());
+  } else {
+    std::printf(
+        "allowed %lld of %zu forgotten ids again (they are stored as new customers from "
+        "now on)\n",
+        static_cast<long long>(allowed), ids.size());
+  }
+  return failed ? 1 : 0;
 }
 
 int Run(const ForgetFlags& f) {
@@ -97,6 +132,12 @@ int Run(const ForgetFlags& f) {
     }
     ids = std::move(unique);
   }
+  if (f.allow_again) {
+    if (!f.snapshots.empty()) {
+      return Fail(Status::InvalidArgument("--allow-again takes --db only", "snapshots"));
+    }
+    return RunAllowAgain(f, ids);
+  }
   auto say = [&](const char* format, auto... args) {
     if (!f.quiet) std::fprintf(stderr, format, args...);
   };
@@ -140,8 +181,10 @@ int Run(const ForgetFlags& f) {
         continue;
       }
       if (!receipt.ok()) {
-        entry = {{"forgotten", false}, {"why", "not in the store"}};
-        say("%s: not in the store\n", id.c_str());
+        auto earlier = (*store)->IsForgotten(id);
+        const bool already = earlier.ok() && *earlier;
+        entry = {{"forgotten", false}, {"why", already ? "forgotten before" : "not in the store"}};
+        say("%s: %s\n", id.c_str(), already ? "forgotten before" : "not in the store");
         continue;
       }
       ++forgotten;
@@ -228,7 +271,8 @@ Command RegisterForget(CLI::App& app) {
       "forget",
       "Erase customers: from the store (their events, profile, ids and campaign letters; then the "
       "store is compacted so that the deleted records leave its files) and from every published "
-      "snapshot (id, factor row, insights row). The store must not be open in a server: forget "
+      "snapshot (id, factor row, insights row). A forgotten id is not stored again (a re-import "
+      "skips its rows) until --allow-again. The store must not be open in a server: forget "
       "through DELETE /v1/customers/{id} there, and run this with --snapshots only.");
   sub->add_option("--db", f->db, "Store directory (needs the store's write lock)");
   sub->add_option("--snapshots", f->snapshots,
@@ -240,6 +284,9 @@ Command RegisterForget(CLI::App& app) {
                 "Leave the store's files as they are (the deleted records stay in them until "
                 "RocksDB compacts them on its own, or the next affinity serve on the store "
                 "compacts it)");
+  sub->add_flag("--allow-again", f->allow_again,
+                "Instead of forgetting: let these forgotten ids be stored again (the person came "
+                "back and agreed); they come back as new customers, with nothing of before");
   sub->add_flag("--json", f->json, "Print a JSON report");
   sub->add_flag("-q,--quiet", f->quiet, "No progress on stderr");
   return [f] { return Run(*f); };

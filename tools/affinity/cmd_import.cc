@@ -54,6 +54,8 @@ nlohmann::json ReportJson(const ImportReport& r) {
           {"dropped", r.dropped},
           {"events_written", r.events_written},
           {"duplicate_events", r.duplicate_events},
+          {"forgotten_events", r.forgotten_events},
+          {"forgotten_profiles", r.forgotten_profiles},
           {"new_customers", r.new_customers},
           {"new_products", r.new_products},
           {"bytes_written", r.bytes_written},
@@ -72,6 +74,11 @@ void PrintReport(const ImportReport& r) {
   std::printf("  rejected           %lld\n", static_cast<long long>(r.rejected));
   std::printf("  events written     %lld (%lld already stored)\n",
               static_cast<long long>(r.events_written), static_cast<long long>(r.duplicate_events));
+  if (r.forgotten_events > 0 || r.forgotten_profiles > 0) {
+    std::printf("  forgotten ids      %lld events, %lld profiles not stored (affinity forget)\n",
+                static_cast<long long>(r.forgotten_events),
+                static_cast<long long>(r.forgotten_profiles));
+  }
   std::printf("  new customers      %lld\n", static_cast<long long>(r.new_customers));
   std::printf("  new products       %lld\n", static_cast<long long>(r.new_products));
   std::printf("  time               %.2f s (%.0f rows/s)\n", r.seconds,

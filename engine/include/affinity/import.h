@@ -93,6 +93,8 @@ struct ImportReport {
   std::map<std::string, int64_t> dropped;  // well-formed rows a preset rule leaves out, by reason
   int64_t events_written = 0;              // events newly stored
   int64_t duplicate_events = 0;            // events already stored (e.g. a re-import)
+  int64_t forgotten_events = 0;  // events of forgotten customer ids, not stored (Store::Forget...)
+  int64_t forgotten_profiles = 0;  // customer rows of forgotten ids, not stored
   int64_t new_customers = 0;
   int64_t new_products = 0;
   int64_t bytes_written = 0;     // key + value bytes of stored events and their index

@@ -336,7 +336,9 @@ class ServingEngine {
   Result<AddEventsResult> AddEvents(std::span<const EventInput> events);
   // Upserts one customer / product in the store and the caches (opt-out, catalog). A customer's
   // stated interests are stored normalized (as SetInterests); InvalidArgument (field
-  // "interests", nothing stored) for an empty path. Store errors. Returns true if it was created.
+  // "interests", nothing stored) for an empty path; FailedPrecondition (field "customer", nothing
+  // stored) for a forgotten id (Store::ForgetCustomer). Store errors. Returns true if it was
+  // created.
   Result<bool> UpsertCustomer(const std::string& id, const CustomerProfile& profile);
   Result<bool> UpsertProduct(const std::string& id, const ProductAttributes& attributes);
   // Forgets a customer everywhere (see above). NotFound for an unknown customer. Waits for a

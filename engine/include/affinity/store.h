@@ -44,6 +44,7 @@ struct AppendResult {
   int64_t duplicates = 0;     // events whose event_id was already stored (or repeated in the batch)
   int64_t new_customers = 0;  // external customer ids seen for the first time
   int64_t new_products = 0;   // external product ids seen for the first time
+  int64_t forgotten = 0;      // events of forgotten customer ids, not stored (ForgetCustomer)
   int64_t bytes = 0;          // key + value bytes put into the WriteBatch
   // The events newly stored (not the duplicates), with their internal ids, in input order.
   std::vector<Event> events;
@@ -138,13 +139,17 @@ class Store {
   // unit_price >= 0); on any invalid event nothing is written and InvalidArgument names the
   // index ("events[3].quantity") in field(). IOError if RocksDB fails (nothing written).
   // Customers and products first seen here get a record with created_at = their earliest event.
+  // Events of a forgotten customer id (ForgetCustomer) are not stored: AppendResult::forgotten.
   Result<AppendResult> AppendEvents(std::span<const EventInput> events);
 
   // Merges profiles into stored customers by external id (creating ids as needed): fields set in
   // the update replace stored ones, unset fields are kept, created_at only moves earlier.
   // InvalidArgument for an empty id. Returns the number of customers that did not exist before.
+  // The profiles of forgotten customer ids (ForgetCustomer) are not stored: counted in
+  // *forgotten when given.
   Result<int64_t> UpsertCustomers(
-      std::span<const std::pair<std::string, CustomerProfile>> customers);
+      std::span<const std::pair<std::string, CustomerProfile>> customers,
+      int64_t* forgotten = nullptr);
 
   // Same as UpsertCustomers, for products.
   Result<int64_t> UpsertProducts(
@@ -152,11 +157,22 @@ class Store {
 
   // Forgets a customer completely, in one atomic WriteBatch: their events and the events' dedup
   // entries, their profile, both id-map entries and every ledger entry (notifications keyed by
-  // their internal id). The internal id is never handed out again; the same external id coming
-  // back later is a new customer. The same batch marks their erasure pending (ErasuresPending),
-  // so that one a stop or crash cut short is known at the next open. NotFound
-  // for an unknown id; IOError (nothing deleted) if RocksDB fails.
+  // their internal id). The internal id is never handed out again. The same batch marks their
+  // erasure pending (ErasuresPending), so that one a stop or crash cut short is known at the next
+  // open, and marks the external id forgotten (a keyed hash of it, not the id: docs/storage.md):
+  // from then on AppendEvents and UpsertCustomers store nothing for it (a re-import of an old
+  // export does not bring the customer back) until AllowForgottenAgain. NotFound for an unknown
+  // id; IOError (nothing deleted) if RocksDB fails.
   Result<ForgetReceipt> ForgetCustomer(std::string_view external_id);
+
+  // Whether `external_id` was forgotten (ForgetCustomer) and not allowed again since. IOError if
+  // RocksDB fails.
+  Result<bool> IsForgotten(std::string_view external_id) const;
+
+  // Lets a forgotten external id be stored again (the person came back and agreed), as a new
+  // customer with nothing of before. NotFound (field "customer") when it is not a forgotten
+  // one; FailedPrecondition on a read-only store; IOError if RocksDB fails.
+  Status AllowForgottenAgain(std::string_view external_id);
 
   // Rewrites every file of the store without its deleted records: flushes the memtables and
   // compacts each column family down to its last level (deletes are tombstones until then: a
