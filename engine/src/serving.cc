@@ -2584,7 +2584,7 @@ Result<AddEventsResult> ServingEngine::AddEvents(std::span<const EventInput> eve
   }
   if (valid.empty()) return result;
   AFFINITY_ASSIGN_OR_RETURN(result.stored, store_->AppendEvents(valid));
-  for (const EventInput& e : valid) {
+  for (const Event& e : result.stored.events) {  // not the events of forgotten ids
     int64_t seen = newest_event_.load();
     while (seen < e.time && !newest_event_.compare_exchange_weak(seen, e.time)) {
     }

@@ -1121,6 +1121,11 @@ class HttpServer::Impl {
           CustomerProfile opt_out;
           opt_out.opted_out = true;
           auto updated = engine_->UpsertCustomer(customer, opt_out);
+          if (!updated.ok() && updated.status().code() == StatusCode::kFailedPrecondition &&
+              updated.status().field() == "customer") {
+            // Forgotten between the check above and the update: unknown, as to everyone.
+            return SendStatus(res, Status::NotFound("customer '" + customer + "' is unknown"));
+          }
           if (!updated.ok()) return SendStatus(res, updated.status());
           if (*updated) {
             // Created: forgotten between the check above and the update. Not brought back.
