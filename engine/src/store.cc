@@ -196,11 +196,9 @@ class Store::Impl {
     uint32_t next_product = 0;
   };
 
-  // Resolves `external` in `space`, allocating a new id (written into `batch`) if unknown.
-  // Requires write_mu. Sets *is_new when allocated by this call.
-  // The internal id of `external`, allocated (its id-map entries put into `batch`, *is_new set)
-  // when it has none. With `forgotten` given, a new id that is a forgotten customer's is not
-  // allocated: *forgotten is set and 0 returned.
+  // The internal id of `external` in `space`, allocated when it has none (its id-map entries put
+  // into `batch`, *is_new set). With `forgotten` given, a new id that is a forgotten customer's is
+  // not allocated: *forgotten is set and 0 returned. Requires write_mu.
   Result<uint32_t> Resolve(IdSpace& space, std::unordered_map<std::string, uint32_t>& pending,
                            uint32_t& next, std::string_view external, rocksdb::WriteBatch& batch,
                            bool* is_new, bool* forgotten = nullptr) {
@@ -443,6 +441,7 @@ Result<AppendResult> Store::AppendEvents(std::span<const EventInput> events) {
   rocksdb::WriteBatch batch;
   Impl::Pending p{.next_customer = d.customer_ids.next, .next_product = d.product_ids.next};
   std::unordered_set<std::string_view> batch_event_ids;
+  std::unordered_set<std::string_view> forgotten_ids;  // in this batch, each checked once
   // Earliest event per touched customer / earliest purchase per touched product, for created_at.
   std::unordered_map<uint32_t, std::pair<UnixSeconds, bool>> customer_first;  // time, is_new
   std::unordered_map<uint32_t, std::pair<std::optional<UnixSeconds>, bool>> product_first;
@@ -459,11 +458,16 @@ Result<AppendResult> Store::AppendEvents(std::span<const EventInput> events) {
     }
     bool new_customer = false;
     bool new_product = false;
-    bool forgotten = false;
-    AFFINITY_ASSIGN_OR_RETURN(
-        uint32_t cid, d.Resolve(d.customer_ids, p.customers, p.next_customer, in.customer, batch,
-                                &new_customer, &forgotten));
+    bool forgotten = forgotten_ids.count(in.customer) > 0;
+    uint32_t cid = 0;
+    if (!forgotten) {
+      AFFINITY_ASSIGN_OR_RETURN(cid, d.Resolve(d.customer_ids, p.customers, p.next_customer,
+                                               in.customer, batch, &new_customer, &forgotten));
+    }
     if (forgotten) {
+      // Not stored: its event id stays free for a later event of the batch.
+      forgotten_ids.insert(in.customer);
+      batch_event_ids.erase(in.event_id);
       ++result.forgotten;
       continue;
     }
@@ -598,6 +602,27 @@ Result<bool> Store::IsForgotten(std::string_view external_id) const {
   std::lock_guard lock(d.write_mu);
   if (!d.any_forgotten) return false;
   return d.IsForgotten(external_id);
+}
+
+Status Store::MarkForgotten(std::string_view external_id) {
+  Impl& d = *impl_;
+  std::lock_guard lock(d.write_mu);
+  if (d.read_only) return Status::FailedPrecondition("store is open read-only");
+  if (const std::string problem = ExternalIdProblem(external_id); !problem.empty()) {
+    return Status::InvalidArgument("the customer id " + problem, "customer");
+  }
+  AFFINITY_ASSIGN_OR_RETURN(auto known,
+                            d.Get(d.ids, IdsKey(codec::kIdsCustomerByExternal, external_id)));
+  if (known) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "customer '" + std::string(external_id) +
+                      "' is in the store: forget them (ForgetCustomer), which also marks the id",
+                  "customer");
+  }
+  AFFINITY_ASSIGN_OR_RETURN(std::string key, d.ForgottenKey(external_id));
+  AFFINITY_RETURN_IF_ERROR(FromRocksDb(d.db->Put(d.write_options, d.meta, key, "")));
+  d.any_forgotten = true;
+  return Status::Ok();
 }
 
 Status Store::AllowForgottenAgain(std::string_view external_id) {

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <functional>
@@ -699,11 +700,18 @@ TEST(Store, ForgottenIdsAreNotStoredAgainUntilAllowed) {
   std::vector<EventInput> again = {Purchase("gone-5d1e", "p", 100, "e1"),
                                    Purchase("gone-5d1e", "q", 200, "e3"),
                                    Purchase("new-5d1e", "q", 200, "e4")};
-  auto appended = store->AppendEvents(again);
-  ASSERT_TRUE(appended.ok());
-  EXPECT_EQ(appended->forgotten, 2);
-  EXPECT_EQ(appended->written, 1);
-  EXPECT_EQ(appended->new_customers, 1);
+  // What AppendEvents did with a batch: events forgotten, written, duplicates.
+  using Counts = std::array<int64_t, 3>;
+  auto append = [&](const std::vector<EventInput>& batch) {
+    auto r = store->AppendEvents(batch);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? Counts{r->forgotten, r->written, r->duplicates} : Counts{-1, -1, -1};
+  };
+  EXPECT_EQ(append(again), (Counts{2, 1, 0}));
+  // A skipped event's id is free for a later event of the same batch.
+  EXPECT_EQ(append({Purchase("gone-5d1e", "p", 300, "e9"), Purchase("new-5d1e", "p", 300, "e9")}),
+            (Counts{1, 1, 0}));
+  EXPECT_EQ(store->CustomerHistory(*store->FindCustomer("new-5d1e"))->size(), 2u);
   EXPECT_EQ(store->FindCustomer("gone-5d1e").status().code(), StatusCode::kNotFound);
   std::vector<std::pair<std::string, CustomerProfile>> profiles = {
       WithEmail("gone-5d1e", "gone-5d1e@mail.example"),
@@ -715,11 +723,17 @@ TEST(Store, ForgottenIdsAreNotStoredAgainUntilAllowed) {
   EXPECT_EQ(forgotten, 1);
   EXPECT_EQ(store->FindCustomer("gone-5d1e").status().code(), StatusCode::kNotFound);
 
-  // Kept across a reopen, as a keyed hash: the id is in no file, even before any compaction.
+  // Kept across a reopen, as a keyed hash: after the erasure the id is in no file, mark included.
   store.reset();
   store = OpenOrDie(dir.Sub("db"));
   EXPECT_TRUE(*store->IsForgotten("gone-5d1e"));
-  EXPECT_EQ(store->AppendEvents(again)->forgotten, 2);
+  EXPECT_EQ(append(again), (Counts{2, 0, 1}));
+  // An id the store never held, marked ahead of its import; one it holds is refused.
+  EXPECT_EQ(store->MarkForgotten("new-5d1e").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store->MarkForgotten("").code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(store->MarkForgotten("later-5d1e").ok());
+  EXPECT_EQ(append({Purchase("later-5d1e", "p", 400, "e5")}), (Counts{1, 0, 0}));
+  EXPECT_EQ(store->FindCustomer("later-5d1e").status().code(), StatusCode::kNotFound);
   ASSERT_TRUE(store->EraseForgotten(*receipt).ok());
   EXPECT_EQ(testing::FilesHolding(dir.Sub("db"), "gone-5d1e"), std::vector<std::string>{});
 
@@ -727,16 +741,16 @@ TEST(Store, ForgottenIdsAreNotStoredAgainUntilAllowed) {
   EXPECT_EQ(store->AllowForgottenAgain("stays-5d1e").code(), StatusCode::kNotFound);
   ASSERT_TRUE(store->AllowForgottenAgain("gone-5d1e").ok());
   EXPECT_FALSE(*store->IsForgotten("gone-5d1e"));
-  auto back = store->AppendEvents(again);
-  ASSERT_TRUE(back.ok());
-  EXPECT_EQ(back->forgotten, 0);
-  EXPECT_EQ(back->written, 2);
+  EXPECT_EQ(append(again), (Counts{0, 2, 1}));
   ASSERT_TRUE(store->FindCustomer("gone-5d1e").ok());
   EXPECT_NE(store->FindCustomer("gone-5d1e")->value, receipt->internal_id);
   store.reset();
   auto read_only = OpenOrDie(dir.Sub("db"), StoreOptions{.read_only = true});
   ASSERT_TRUE(read_only);
-  EXPECT_EQ(read_only->AllowForgottenAgain("gone-5d1e").code(), StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(*read_only->IsForgotten("later-5d1e"));
+  EXPECT_FALSE(*read_only->IsForgotten("gone-5d1e"));
+  EXPECT_EQ(read_only->AllowForgottenAgain("later-5d1e").code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(read_only->MarkForgotten("x-5d1e").code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(StoreLedger, DropLetterDeletesAPendingLetterOnly) {

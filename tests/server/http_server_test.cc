@@ -455,6 +455,10 @@ TEST_F(HttpServerTest, CustomersAndProductsCrudAndForget) {
   EXPECT_EQ(
       ErrorField(w.Put("/v1/customers/" + victim, R"({"country":"NL"})", "application/json"), 409),
       "customer");
+  EXPECT_EQ(ErrorField(w.Put("/v1/customers/" + victim + "/interests",
+                             R"({"interests":["Sports"]})", "application/json"),
+                       409),
+            "customer");
   ErrorField(Client(kReadKey).Get("/v1/customers/" + victim), 404);
 }
 

@@ -291,6 +291,7 @@ TEST(Cli, ForgetErasesCustomersFromTheStoreAndEverySnapshot) {
   EXPECT_EQ(report["customers"][0]["snapshots"], nlohmann::json::array({1, 2}));
   EXPECT_EQ(report["customers"][1]["customer"], "nobody-here");
   EXPECT_EQ(report["customers"][1]["store"]["forgotten"], false);
+  EXPECT_EQ(report["customers"][1]["store"]["why"], "not in the store; marked forgotten");
   EXPECT_TRUE(report["customers"][1]["snapshots"].empty());
   EXPECT_EQ(report["compacted"], true);
   EXPECT_EQ(report["snapshots_rewritten"], nlohmann::json::array({1, 2}));

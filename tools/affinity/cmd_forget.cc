@@ -181,10 +181,24 @@ int Run(const ForgetFlags& f) {
         continue;
       }
       if (!receipt.ok()) {
+        // Not in the store: forgotten before, or not imported yet. Marked either way, so that
+        // nothing of it is stored later.
         auto earlier = (*store)->IsForgotten(id);
-        const bool already = earlier.ok() && *earlier;
-        entry = {{"forgotten", false}, {"why", already ? "forgotten before" : "not in the store"}};
-        say("%s: %s\n", id.c_str(), already ? "forgotten before" : "not in the store");
+        if (!earlier.ok()) {
+          failure("customer " + id, earlier.status());
+          entry = {{"forgotten", false}, {"why", earlier.status().ToString()}};
+          continue;
+        }
+        if (!*earlier) {
+          if (Status marked = (*store)->MarkForgotten(id); !marked.ok()) {
+            failure("customer " + id, marked);
+            entry = {{"forgotten", false}, {"why", marked.ToString()}};
+            continue;
+          }
+        }
+        const char* why = *earlier ? "forgotten before" : "not in the store; marked forgotten";
+        entry = {{"forgotten", false}, {"why", why}};
+        say("%s: %s\n", id.c_str(), why);
         continue;
       }
       ++forgotten;
@@ -256,8 +270,9 @@ int Run(const ForgetFlags& f) {
       std::printf("%zu step(s) failed (above): run this again\n", errors.size());
     }
     if (nowhere > 0) {
-      std::printf("%lld customers were found nowhere asked (already forgotten, or never known)\n",
-                  static_cast<long long>(nowhere));
+      std::printf("%lld customers were found nowhere asked (already forgotten, or never known)%s\n",
+                  static_cast<long long>(nowhere),
+                  f.db.empty() ? "" : "; their ids are marked forgotten in the store");
     }
   }
   return errors.empty() ? 0 : 1;

@@ -324,15 +324,17 @@ class ServingEngine {
   // NotFound for an unknown customer.
   Result<std::vector<Interest>> Interests(std::string_view customer, int limit = 20) const;
   // Replaces the customer's stated interests (category paths, normalized; creating the customer
-  // if new). InvalidArgument (field "interests") for an empty path. Store errors. Returns true if
-  // the customer was created.
+  // if new). InvalidArgument (field "interests") for an empty path; FailedPrecondition (field
+  // "customer") for a forgotten id, as UpsertCustomer. Store errors. Returns true if the customer
+  // was created.
   Result<bool> SetInterests(const std::string& customer, std::vector<std::string> categories);
 
   // ---- Writes ----
 
   // Validates each event; stores the valid ones in one durable batch (the store's dedup applies),
-  // then folds in every customer they touch. Invalid events are returned by index and not stored.
-  // The store's errors if the batch cannot be written (nothing stored, nothing folded in).
+  // then folds in every customer they touch. Invalid events are returned by index and not stored;
+  // those of forgotten customer ids are not stored either (counted in stored.forgotten). The
+  // store's errors if the batch cannot be written (nothing stored, nothing folded in).
   Result<AddEventsResult> AddEvents(std::span<const EventInput> events);
   // Upserts one customer / product in the store and the caches (opt-out, catalog). A customer's
   // stated interests are stored normalized (as SetInterests); InvalidArgument (field

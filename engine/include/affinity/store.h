@@ -161,17 +161,26 @@ class Store {
   // erasure pending (ErasuresPending), so that one a stop or crash cut short is known at the next
   // open, and marks the external id forgotten (a keyed hash of it, not the id: docs/storage.md):
   // from then on AppendEvents and UpsertCustomers store nothing for it (a re-import of an old
-  // export does not bring the customer back) until AllowForgottenAgain. NotFound for an unknown
-  // id; IOError (nothing deleted) if RocksDB fails.
+  // export does not bring the customer back) until AllowForgottenAgain. The store's secret, the
+  // key of that hash, is made (and written on its own) at the first forget. NotFound for an
+  // unknown id (MarkForgotten marks one); FailedPrecondition on a read-only store; Corruption
+  // for a stored secret that is not 32 bytes; IOError (nothing deleted) if RocksDB fails.
   Result<ForgetReceipt> ForgetCustomer(std::string_view external_id);
 
-  // Whether `external_id` was forgotten (ForgetCustomer) and not allowed again since. IOError if
-  // RocksDB fails.
+  // Marks an external id the store does not hold as forgotten, so that nothing of it is stored
+  // later (an erasure request for someone not imported yet, or forgotten by a build that kept no
+  // marks). InvalidArgument (field "customer") for an id that cannot be one (ExternalIdProblem);
+  // FailedPrecondition (field "customer") for an id the store holds (ForgetCustomer forgets
+  // and marks it), or on a read-only store; Corruption and IOError as ForgetCustomer.
+  Status MarkForgotten(std::string_view external_id);
+
+  // Whether `external_id` is marked forgotten (ForgetCustomer, MarkForgotten) and not allowed
+  // again since. Corruption for a stored secret that is not 32 bytes; IOError if RocksDB fails.
   Result<bool> IsForgotten(std::string_view external_id) const;
 
   // Lets a forgotten external id be stored again (the person came back and agreed), as a new
   // customer with nothing of before. NotFound (field "customer") when it is not a forgotten
-  // one; FailedPrecondition on a read-only store; IOError if RocksDB fails.
+  // one; FailedPrecondition on a read-only store; Corruption and IOError as IsForgotten.
   Status AllowForgottenAgain(std::string_view external_id);
 
   // Rewrites every file of the store without its deleted records: flushes the memtables and
