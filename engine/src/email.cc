@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "codec.h"
+#include "hmac.h"
 
 namespace affinity {
 namespace {
@@ -297,12 +297,8 @@ Result<std::string> BuildMimeMessage(const EmailMessage& m) {
 }
 
 std::string UnsubscribeToken(std::string_view secret, std::string_view customer) {
-  const std::string data = "unsubscribe:" + std::string(customer);
-  std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac.data(), &length);
-  return Base64(std::string_view(reinterpret_cast<const char*>(mac.data()), 16), /*url=*/true);
+  const std::string mac = HmacSha256(secret, "unsubscribe:" + std::string(customer));
+  return Base64(std::string_view(mac).substr(0, 16), /*url=*/true);
 }
 
 bool VerifyUnsubscribeToken(std::string_view secret, std::string_view customer,

@@ -1,7 +1,5 @@
 #include "affinity/store.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/metadata.h>
@@ -12,7 +10,6 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -24,6 +21,7 @@
 #include <unordered_set>
 
 #include "codec.h"
+#include "hmac.h"
 #include "rocksdb_status.h"
 
 namespace affinity {
@@ -102,17 +100,9 @@ class Store::Impl {
   // no forgotten id in the clear. Requires write_mu.
   Result<std::string> ForgottenKey(std::string_view external) {
     AFFINITY_ASSIGN_OR_RETURN(std::string key, Secret());
-    const std::string data = "forgotten-customer:" + std::string(external);
-    std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
-    unsigned int length = 0;
-    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-              reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac.data(),
-              &length) ||
-        length != 32) {
-      return Status::Internal("HMAC-SHA256 failed");
-    }
-    return std::string(codec::kMetaForgottenPrefix) +
-           std::string(reinterpret_cast<const char*>(mac.data()), length);
+    const std::string mac = HmacSha256(key, "forgotten-customer:" + std::string(external));
+    if (mac.size() != 32) return Status::Internal("HMAC-SHA256 failed");
+    return std::string(codec::kMetaForgottenPrefix) + mac;
   }
 
   // Whether `external` is a forgotten customer id. Requires write_mu.
