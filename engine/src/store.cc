@@ -590,7 +590,6 @@ Result<ForgetReceipt> Store::ForgetCustomer(std::string_view external_id) {
 Result<bool> Store::IsForgotten(std::string_view external_id) const {
   Impl& d = *impl_;
   std::lock_guard lock(d.write_mu);
-  if (!d.any_forgotten) return false;
   return d.IsForgotten(external_id);
 }
 
@@ -619,12 +618,16 @@ Status Store::AllowForgottenAgain(std::string_view external_id) {
   Impl& d = *impl_;
   std::lock_guard lock(d.write_mu);
   if (d.read_only) return Status::FailedPrecondition("store is open read-only");
-  AFFINITY_ASSIGN_OR_RETURN(bool forgotten, d.IsForgotten(external_id));
-  if (!forgotten) {
+  std::optional<std::string> marked;
+  std::string key;
+  if (d.any_forgotten) {
+    AFFINITY_ASSIGN_OR_RETURN(key, d.ForgottenKey(external_id));
+    AFFINITY_ASSIGN_OR_RETURN(marked, d.Get(d.meta, key));
+  }
+  if (!marked) {
     return Status(StatusCode::kNotFound,
                   "customer '" + std::string(external_id) + "' is not a forgotten one", "customer");
   }
-  AFFINITY_ASSIGN_OR_RETURN(std::string key, d.ForgottenKey(external_id));
   return FromRocksDb(d.db->Delete(d.write_options, d.meta, key));
 }
 
